@@ -1,0 +1,4 @@
+from spikebert.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Writing model folders and training checkpoints so that a kill at any moment loses nothing.
+
+- A file is written to a temporary name in the same folder, flushed to disk, then renamed over
+  its final name (``os.replace`` is atomic on POSIX).
+- A checkpoint is a folder ``checkpoints/step-NNNNNNN`` built under a temporary name and renamed
+  into place; the file ``checkpoints/latest`` (itself replaced atomically) names the newest
+  complete one. Older ones are removed only after ``latest`` points past them.
+- A model folder is published with its weights first and ``config.json`` after them, so a folder
+  that has a config has all its weights; ``metrics.json`` is written last of all.
+- Training state holds only tensors, numbers and strings and is read with
+  ``torch.load(weights_only=True)``, which cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import SpikeBertError
+
+
+def atomic_write_bytes(path: Path, data: bytes):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_state_dict(state: dict, path: Path):
+    """safetensors file of a state dict, atomically (shared tensors are cloned apart)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    seen, clean = set(), {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        key = (v.data_ptr(), v.shape, v.stride()) if v.numel() else None
+        clean[k] = v.clone().contiguous() if key in seen else v.contiguous()
+        seen.add(key)
+    save_file(clean, str(tmp))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def check_output_dir(path, need_bytes: int = 0) -> Path:
+    """Fail before training if the output folder cannot be written or the disk is nearly full."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise SpikeBertError(f"{p}: output folder is not writable ({e.strerror or e})") from None
+    free = shutil.disk_usage(p).free
+    if need_bytes and free < need_bytes:
+        raise SpikeBertError(f"{p}: only {free / 2**20:.0f} MiB free on disk, training needs about "
+                             f"{need_bytes / 2**20:.0f} MiB for checkpoints and the model")
+    return p
+
+
+def publish_model(model, tokenizer, out: Path, metrics: dict | None = None, extra_files: dict | None = None):
+    """Save a standard `transformers` folder: weights, tokenizer, then config, then metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.json"
+    if config_path.exists():  # a folder being replaced stops looking complete first
+        config_path.unlink()
+    (out / "metrics.json").unlink(missing_ok=True)
+    save_state_dict(model.state_dict(), out / "model.safetensors")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    for name, text in (extra_files or {}).items():
+        atomic_write_text(out / name, text)
+    model.config.architectures = [type(model).__name__]
+    atomic_write_text(config_path, model.config.to_json_string())
+    if metrics is not None:
+        write_json(out / "metrics.json", metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training checkpoints
+
+
+def rng_state() -> dict:
+    py = random.getstate()
+    return {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]]}
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+
+
+def save_checkpoint(folder: Path, step: int, trainable: torch.nn.Module, train_state: dict, keep: int = 1):
+    """``train_state``: optimizer/scheduler state dicts, counters, metrics, RNG states."""
+    root = Path(folder) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    save_state_dict(trainable.state_dict(), tmp / "model.safetensors")
+    buf = tmp / "trainer_state.pt"
+    torch.save(train_state, buf)
+    with open(buf, "rb") as fh:
+        os.fsync(fh.fileno())
+    final = root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_text(root / "latest", name)
+    done = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    root = Path(folder) / "checkpoints"
+    marker = root / "latest"
+    if not marker.exists():
+        return None
+    path = root / marker.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def load_checkpoint(path: Path, trainable: torch.nn.Module) -> dict:
+    """Restores the weights into ``trainable`` and returns the training state."""
+    try:
+        state = load_file(str(path / "model.safetensors"))
+        train_state = torch.load(path / "trainer_state.pt", weights_only=True)
+    except Exception as e:
+        raise SpikeBertError(f"{path}: checkpoint cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    missing = set(trainable.state_dict()) ^ set(state)
+    if missing:
+        raise SpikeBertError(f"{path}: checkpoint does not match this run's model ({sorted(missing)[0]}); "
+                             "was --output reused with other settings?")
+    try:
+        trainable.load_state_dict(state)
+    except RuntimeError as e:
+        raise SpikeBertError(f"{path}: checkpoint does not match this run's model: {str(e).splitlines()[-1].strip()}") from None
+    return train_state

@@ -1,0 +1,65 @@
+"""The ``spikebert`` command line: one Typer app, commands grouped by module.
+
+Every command's user-facing failure is a :class:`SpikeBertError`, printed as one line
+``error: ...`` with exit status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..errors import SpikeBertError
+
+app = typer.Typer(help="Distil a BERT-family encoder into a spiking Transformer text classifier (SpikeBERT).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+teacher_app = typer.Typer(help="Teachers: fine-tune a BERT, pre-train one from scratch.", no_args_is_help=True)
+distill_app = typer.Typer(help="The two distillation stages.", no_args_is_help=True)
+data_app = typer.Typer(help="Look at task data.", no_args_is_help=True)
+tokenizer_app = typer.Typer(help="Train a WordPiece tokenizer.", no_args_is_help=True)
+app.add_typer(teacher_app, name="teacher")
+app.add_typer(distill_app, name="distill")
+app.add_typer(data_app, name="data")
+app.add_typer(tokenizer_app, name="tokenizer")
+
+# command modules register themselves on the apps above
+from . import data_cmds, train_cmds  # noqa: E402,F401
+
+for _optional in ("energy_cmds", "zh_cmds"):
+    try:
+        __import__(f"{__name__}.{_optional}")
+    except ModuleNotFoundError as _e:  # a command module not written yet
+        if _e.name != f"{__name__}.{_optional}":
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script exits with it)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="spikebert", standalone_mode=False)
+    except SpikeBertError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def console() -> None:
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Options shared by several commands: same flag, same meaning, everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+Task = Annotated[Optional[str], typer.Option("--task", help="sst2, sst5, mr, subj, chnsenti, waimai, or a hub dataset owner/name")]
+DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="folder with the task data (default: $SPIKEBERT_DATA)")]
+File = Annotated[Optional[str], typer.Option("--file", help="read this file instead (in the task's format with --task; CSV/TSV/JSONL otherwise)")]
+Split = Annotated[str, typer.Option("--split", help="train or dev")]
+TextColumn = Annotated[str, typer.Option("--text-column", help="text column of a CSV/TSV/JSONL file")]
+LabelColumn = Annotated[str, typer.Option("--label-column", help="label column of a CSV/TSV/JSONL file")]
+Output = Annotated[str, typer.Option("--output", "-o", help="output folder")]
+Seed = Annotated[int, typer.Option("--seed", help="random seed")]
+Epochs = Annotated[Optional[float], typer.Option("--epochs", help="training epochs")]
+MaxSteps = Annotated[Optional[int], typer.Option("--max-steps", help="stop after this many optimiser steps")]
+MaxMinutes = Annotated[Optional[float], typer.Option("--max-minutes", help="stop after this many minutes")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="batch size (over all processes)")]
+Lr = Annotated[Optional[float], typer.Option("--lr", help="peak learning rate")]
+MaxLength = Annotated[int, typer.Option("--max-length", help="truncate texts to this many tokens")]
+Limit = Annotated[Optional[int], typer.Option("--limit", help="use only the first N training examples")]
+Resume = Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint in --output")]
+Json = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+Model = Annotated[str, typer.Option("--model", help="a model folder saved by spikebert")]
+Depth = Annotated[Optional[int], typer.Option("--depth", help="student blocks")]
+Width = Annotated[Optional[int], typer.Option("--width", help="student width")]
+Heads = Annotated[Optional[int], typer.Option("--heads", help="student attention heads")]
+TimeSteps = Annotated[Optional[int], typer.Option("--time-steps", "-T", help="time steps T")]
+Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time constant (> 1)")]
+Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
+SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]

@@ -1,0 +1,160 @@
+"""Knowledge distillation from a BERT teacher into a SpikeBERT student, in two stages.
+
+Stage 1, pre-distillation (unlabelled text):
+    loss = Σ_(i→j) MSE(transform_i(student block i, mean over T), teacher hidden state j)
+Stage 2, task distillation (task texts plus augmented texts):
+    loss = w_ce·CE(labels) + w_kl·τ²·KL(teacher ‖ student at temperature τ)
+         + w_rep·Σ_(i→j) MSE(transform_i(student_i), teacher_j) + w_emb·MSE(E_student·P, E_teacher)
+Direct training (the paper's baseline) is stage 2 with only the CE term and no teacher.
+
+MSE terms average over real tokens only (padding excluded). Which student block learns from which
+teacher layer is a :class:`LayerMap` (uniform spacing by default; any list of pairs by choice),
+and the loss weights are a :class:`LossWeights`: both described by configuration, as in TextBrewer.
+Hidden state 0 of the teacher is its embedding output, so teacher layers are numbered 1..depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import SpikeBertError
+from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    ce: float = 0.1
+    kl: float = 1.0
+    rep: float = 0.1
+    emb: float = 0.1
+    temperature: float = 1.0
+
+
+DIRECT = LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0)
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """``pairs``: (student block, teacher layer), both 1-based."""
+
+    pairs: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def uniform(cls, student_depth: int, teacher_depth: int) -> "LayerMap":
+        """Student block i learns from teacher layer round(i · teacher_depth / student_depth):
+        each block to its own layer when depths agree, evenly spaced layers when they don't."""
+        return cls(tuple((i, max(1, round(i * teacher_depth / student_depth))) for i in range(1, student_depth + 1)))
+
+    @classmethod
+    def parse(cls, spec: str | None, student_depth: int, teacher_depth: int) -> "LayerMap":
+        """``None`` or ``"uniform"``, or ``"1:2,2:4,3:6"``."""
+        if spec in (None, "", "uniform"):
+            return cls.uniform(student_depth, teacher_depth)
+        try:
+            pairs = tuple(tuple(int(x) for x in item.split(":")) for item in spec.split(","))
+        except ValueError:
+            raise SpikeBertError(f"--layer-map {spec!r}: expected pairs like 1:2,2:4") from None
+        for s, t in pairs:
+            if not (1 <= s <= student_depth and 0 <= t <= teacher_depth):
+                raise SpikeBertError(f"--layer-map pair {s}:{t} is outside student blocks 1..{student_depth} "
+                                     f"or teacher layers 0..{teacher_depth}")
+        return cls(pairs)
+
+    def as_string(self) -> str:
+        return ",".join(f"{s}:{t}" for s, t in self.pairs)
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error over real tokens: ``a``, ``b`` are ``[B, L, D]``, ``mask`` ``[B, L]``."""
+    if mask is None:
+        return F.mse_loss(a, b)
+    m = mask.to(a.dtype).unsqueeze(-1)
+    return ((a - b).square() * m).sum() / (m.sum() * a.shape[-1]).clamp(min=1.0)
+
+
+def feature_loss(student_feats: list[torch.Tensor], teacher_hidden, layer_map: LayerMap, mask) -> torch.Tensor:
+    return sum(masked_mse(student_feats[s - 1], teacher_hidden[t].to(student_feats[0].dtype), mask)
+               for s, t in layer_map.pairs)
+
+
+def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits.float() / t, -1),
+                    reduction="batchmean") * t * t
+
+
+class Distiller(nn.Module):
+    """The student plus what distillation trains beside it (the embedding projection): one module
+    so that one optimiser, one DDP wrapper and one checkpoint cover all of it. The teacher's
+    outputs come in as arguments; the teacher itself is never part of it."""
+
+    def __init__(self, student: SpikeBertForSequenceClassification, weights: LossWeights,
+                 layer_map: LayerMap | None = None, teacher_embeddings: torch.Tensor | None = None):
+        super().__init__()
+        self.student = student
+        self.weights = weights
+        self.layer_map = layer_map
+        self.emb_proj = None
+        if teacher_embeddings is not None and weights.emb > 0:
+            self.register_buffer("teacher_embeddings", teacher_embeddings.detach().clone(), persistent=False)
+            if teacher_embeddings.shape[1] != student.config.hidden_size:
+                self.emb_proj = nn.Linear(student.config.hidden_size, teacher_embeddings.shape[1], bias=False)
+        else:
+            self.teacher_embeddings = None
+
+    def forward(self, input_ids, attention_mask, labels=None, teacher_logits=None, teacher_hidden=None):
+        w = self.weights
+        out = self.student(input_ids=input_ids, attention_mask=attention_mask)
+        terms: dict[str, torch.Tensor] = {}
+        if w.ce and labels is not None and (labels >= 0).any():
+            terms["ce"] = F.cross_entropy(out.logits, labels, ignore_index=-100)
+        if w.kl and teacher_logits is not None:
+            terms["kl"] = kd_loss(out.logits, teacher_logits, w.temperature)
+        if w.rep and teacher_hidden is not None:
+            feats = self.student.distill_features(out.hidden_states)
+            terms["rep"] = feature_loss(feats, teacher_hidden, self.layer_map, attention_mask)
+        if w.emb and self.teacher_embeddings is not None:
+            e = self.student.spikebert.embeddings.weight
+            terms["emb"] = F.mse_loss(self.emb_proj(e) if self.emb_proj is not None else e, self.teacher_embeddings)
+        if not terms:
+            raise SpikeBertError("no loss term applies to this batch (check the loss weights)")
+        loss = sum(getattr(w, k) * v for k, v in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+
+class FeatureAligner(nn.Module):
+    """Stage 1: the student reproduces the teacher's hidden states (``rep`` term only)."""
+
+    def __init__(self, student: SpikeBertForSequenceClassification, layer_map: LayerMap):
+        super().__init__()
+        self.student, self.layer_map = student, layer_map
+
+    def forward(self, input_ids, attention_mask, teacher_hidden):
+        _, layer_means = self.student.spikebert(input_ids, attention_mask)
+        feats = self.student.distill_features(layer_means)
+        per_layer = [masked_mse(feats[s - 1], teacher_hidden[t], attention_mask) for s, t in self.layer_map.pairs]
+        return sum(per_layer), {f"mse_{s}": v.detach() for (s, _), v in zip(self.layer_map.pairs, per_layer)}
+
+
+def student_config(teacher_config, num_labels: int = 2, **overrides) -> SpikeBertConfig:
+    """A student shaped like the teacher (depth, width, heads, vocabulary) unless told otherwise."""
+    shape = dict(vocab_size=teacher_config.vocab_size, num_hidden_layers=teacher_config.num_hidden_layers,
+                 hidden_size=teacher_config.hidden_size, num_attention_heads=teacher_config.num_attention_heads,
+                 teacher_hidden_size=teacher_config.hidden_size,
+                 max_position_embeddings=getattr(teacher_config, "max_position_embeddings", 512),
+                 pad_token_id=getattr(teacher_config, "pad_token_id", 0) or 0)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "hidden_size" in given and "num_attention_heads" not in given and given["hidden_size"] % shape["num_attention_heads"]:
+        given["num_attention_heads"] = max(h for h in range(1, 17) if given["hidden_size"] % h == 0)
+    try:
+        return SpikeBertConfig(num_labels=num_labels, **{**shape, **given})
+    except ValueError as e:
+        raise SpikeBertError(f"student shape: {e}") from None
+
+
+def teacher_word_embeddings(teacher) -> torch.Tensor:
+    return teacher.get_input_embeddings().weight.detach()

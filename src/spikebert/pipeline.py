@@ -1,0 +1,155 @@
+"""``spikebert run``: the whole method for one task, every stage reused or resumed.
+
+    {workdir}/{task}/teacher        fine-tuned teacher            (reused when finished)
+    {workdir}/stage1-{teacher id}   stage-1 student                (reused across tasks of one teacher)
+    {workdir}/{task}/snn            stage-2 student, the result
+    {workdir}/{task}/energy         energy report and plots
+    {workdir}/{task}/report.json    accuracy and time of every stage
+
+A stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
+its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
+``$SPIKEBERT_CORPORA/<language>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .checkpoint import write_json
+from .errors import SpikeBertError
+
+CORPORA_ENV = "SPIKEBERT_CORPORA"
+DEFAULT_AUGMENT = 2
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything `run` decides on its own. ``shape`` overrides the teacher-shaped student."""
+
+    shape: dict
+    teacher_epochs: float = 2.0
+    stage1_epochs: float = 1.0
+    stage1_max_texts: int | None = 40000
+    stage1_max_minutes: float | None = 35.0
+    stage2_epochs: float = 3.0
+    augment: int = DEFAULT_AUGMENT
+    batch_size: int = 32
+    max_length: int = 128
+    limit: int | None = None
+    teacher_max_steps: int | None = None
+    stage1_max_steps: int | None = None
+    stage2_max_steps: int | None = None
+
+
+PRESETS = {
+    # the best accuracy per CPU hour measured on 2 cores: the student mirrors the MiniLM teacher
+    "cpu": Preset(shape=dict(time_steps=4)),
+    # the paper's scale, for GPUs: BERT-base-shaped student, T=4, full corpus
+    "paper": Preset(shape=dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, time_steps=4),
+                    stage1_max_texts=None, stage1_max_minutes=None, stage2_epochs=5.0, augment=8),
+    # a few steps of everything: smoke tests and trying the tool out
+    "tiny": Preset(shape=dict(num_hidden_layers=1, hidden_size=64, num_attention_heads=4, time_steps=2),
+                   teacher_epochs=1.0, stage1_max_texts=64, stage1_max_minutes=None, stage2_epochs=1.0, augment=1,
+                   batch_size=16, max_length=48, limit=96, teacher_max_steps=4, stage1_max_steps=3,
+                   stage2_max_steps=6),
+}
+
+
+def default_corpus(language: str) -> list[str]:
+    root = os.environ.get(CORPORA_ENV)
+    if not root:
+        raise SpikeBertError(f"no stage-1 corpus: pass --corpus FILE or set {CORPORA_ENV} to a folder "
+                             f"holding {language}/*.txt (one text a line)")
+    files = sorted(str(p) for p in (Path(root) / language).glob("*.txt"))
+    if not files:
+        raise SpikeBertError(f"{Path(root) / language}: no *.txt corpus files (from {CORPORA_ENV})")
+    return files
+
+
+def _finished(folder: Path) -> dict | None:
+    m = folder / "metrics.json"
+    return json.loads(m.read_text()) if m.exists() else None
+
+
+def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | None = None,
+        corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
+        shape: dict | None = None, energy: bool = True, log=print) -> dict:
+    from .data import load_data
+    from .models import resolve_teacher
+    from .stages import STAGE1_DEFAULTS, STAGE2_DEFAULTS, pretrain_distill, task_distill
+    from .teacher import TEACHER_DEFAULTS, finetune_teacher
+    from .trainer import TrainArgs
+    from .augment import AugmentConfig
+
+    if preset not in PRESETS:
+        raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    shape = {**p.shape, **(shape or {})}
+    train = load_data(task, "train", data_dir, limit=p.limit)
+    dev = load_data(task, "dev", data_dir)
+    if teacher is None and train.language != "en":
+        raise SpikeBertError(f"task {task} is {train.language}: give --teacher (a BERT for that language; "
+                             "`spikebert teacher pretrain` makes one from a corpus)")
+    teacher_path = resolve_teacher(teacher)
+    teacher_id = Path(teacher_path).name if Path(teacher_path).name != "model" else Path(teacher_path).parent.name
+    work = Path(workdir)
+    report: dict = {"task": task, "preset": preset, "teacher": teacher_path, "stages": {}}
+    times = {}
+
+    def stage(name, folder, job):
+        done = _finished(folder)
+        if done is not None:
+            log(f"[{name}] reusing {folder}")
+            report["stages"][name] = {"folder": str(folder), "reused": True, "seconds": done.get("seconds"),
+                                      "dev_accuracy": done.get("dev_accuracy")}
+            return done
+        log(f"[{name}] -> {folder}")
+        t0 = time.time()
+        m = job()
+        times[name] = time.time() - t0
+        report["stages"][name] = {"folder": str(folder), "reused": False, "seconds": round(m.get("seconds", times[name]), 1),
+                                  "dev_accuracy": m.get("dev_accuracy")}
+        return m
+
+    teacher_dir = work / task / "teacher"
+    stage("teacher", teacher_dir, lambda: finetune_teacher(train, dev, TrainArgs(**{
+        **TEACHER_DEFAULTS, "output": str(teacher_dir), "seed": seed, "epochs": p.teacher_epochs,
+        "max_steps": p.teacher_max_steps, "batch_size": p.batch_size, "resume": True}), teacher_path, p.max_length))
+
+    stage1_dir = work / f"stage1-{teacher_id}-{preset}"
+    files = corpus or default_corpus(train.language)
+    stage("stage1", stage1_dir, lambda: pretrain_distill(teacher_path, files, TrainArgs(**{
+        **STAGE1_DEFAULTS, "output": str(stage1_dir), "seed": seed, "epochs": p.stage1_epochs,
+        "max_steps": p.stage1_max_steps, "max_minutes": p.stage1_max_minutes, "batch_size": p.batch_size,
+        "resume": True}), shape, p.max_length, None, p.stage1_max_texts))
+
+    snn_dir = work / task / "snn"
+    m2 = stage("stage2", snn_dir, lambda: task_distill(train, dev, str(teacher_dir), TrainArgs(**{
+        **STAGE2_DEFAULTS, "output": str(snn_dir), "seed": seed, "epochs": p.stage2_epochs,
+        "max_steps": p.stage2_max_steps, "batch_size": p.batch_size, "resume": True}), init=str(stage1_dir),
+        augment_cfg=AugmentConfig(copies=p.augment, seed=seed), max_length=p.max_length,
+        cache_dir=str(work / task)))
+    t_metrics = _finished(teacher_dir) or {}
+    report["teacher_dev_accuracy"] = t_metrics.get("dev_accuracy")
+    report["snn_dev_accuracy"] = m2.get("dev_accuracy")
+
+    if energy:
+        from .energy import measure, save_plots
+        from .models import load_classifier
+
+        snn, tokenizer = load_classifier(snn_dir)
+        ann, ann_tokenizer = load_classifier(teacher_dir)
+        e = measure(snn, tokenizer, [ex.text for ex in dev.examples], [ex.label for ex in dev.examples], ann=ann,
+                    ann_tokenizer=ann_tokenizer, max_length=p.max_length, reference=str(teacher_dir))
+        energy_dir = work / task / "energy"
+        energy_dir.mkdir(parents=True, exist_ok=True)
+        e["plots"] = save_plots(e, energy_dir)
+        write_json(energy_dir / "energy.json", e)
+        report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
+        report["energy"]["spike_residual_ratio"] = e["snn_spike_residual"]["energy_ratio"]
+    write_json(work / task / "report.json", report)
+    return report

@@ -1,0 +1,122 @@
+"""Predictions from a saved classifier (SpikeBERT or a BERT teacher), for people and programs.
+
+    from spikebert import Classifier
+    clf = Classifier.from_pretrained("runs/sst2-student")
+    clf.predict(["a gorgeous film", "dull"])
+    # [{"label": "positive", "score": 0.93, "probabilities": {"negative": 0.07, "positive": 0.93}}, ...]
+
+Texts are batched by length with dynamic padding (the model's logits do not depend on the batch);
+label names come from the model's ``config.id2label``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from .batching import Encoded, make_loader, tokenize
+from .errors import SpikeBertError, located
+
+
+class Classifier:
+    """A loaded classifier with its tokenizer; :meth:`predict` labels texts."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 128):
+        if batch_size < 1:
+            raise SpikeBertError(f"batch size must be >= 1 (got {batch_size})")
+        vocab = getattr(model.config, "vocab_size", None)
+        if vocab is not None and len(tokenizer) > vocab:
+            raise SpikeBertError(f"the tokenizer has {len(tokenizer)} tokens, the model's vocabulary {vocab}: "
+                                 "they do not belong together")
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and max_length > positions:
+            raise SpikeBertError(f"max length {max_length} exceeds the model's {positions} positions")
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.batch_size, self.max_length = batch_size, max_length
+
+    @classmethod
+    def from_pretrained(cls, path, batch_size: int = 32, max_length: int = 128) -> "Classifier":
+        from .models import load_classifier
+
+        model, tokenizer = load_classifier(path)
+        return cls(model, tokenizer, batch_size=batch_size, max_length=max_length)
+
+    @property
+    def labels(self) -> list[str]:
+        id2label = self.model.config.id2label or {}
+        return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.model.config.num_labels)]
+
+    @torch.no_grad()
+    def probabilities(self, texts: list[str]) -> torch.Tensor:
+        """``[len(texts), num_labels]`` class probabilities, in the order of ``texts``."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise SpikeBertError(f"text {i + 1} is empty" if isinstance(t, str) else
+                                     f"text {i + 1} is a {type(t).__name__}, not a string")
+        probs = torch.zeros(len(texts), self.model.config.num_labels)
+        if not texts:
+            return probs
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = tokenize(self.tokenizer, texts, max_length=self.max_length)
+        for batch in make_loader(Encoded(ids), self.batch_size, pad, shuffle=False):
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            probs[batch["index"]] = logits.float().softmax(-1)
+        return probs
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """For every text: ``{"label", "score", "probabilities": {label: p}}``."""
+        names = self.labels
+        out = []
+        for p in self.probabilities(texts).tolist():
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"label": names[best], "score": p[best], "probabilities": dict(zip(names, p))})
+        return out
+
+    __call__ = predict
+
+
+def predict(model_dir, texts: list[str], batch_size: int = 32, max_length: int = 128) -> list[dict]:
+    """One-shot :meth:`Classifier.predict` from a model folder."""
+    return Classifier.from_pretrained(model_dir, batch_size=batch_size, max_length=max_length).predict(texts)
+
+
+def read_texts(path, text_column: str = "text") -> list[str]:
+    """Texts to label: ``.csv``/``.tsv``/``.jsonl`` read from ``text_column``, anything else one
+    text a line (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpikeBertError(f"{path}: no such file")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpikeBertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        texts = []
+        for no, line in enumerate(content.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise located(path, no, f"not a JSON object: {e.msg}") from None
+            if not isinstance(obj, dict) or text_column not in obj:
+                raise located(path, no, f"no field {text_column!r}")
+            texts.append(str(obj[text_column]))
+    elif suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(io.StringIO(content), delimiter="\t" if suffix == ".tsv" else ",")
+        if text_column not in (reader.fieldnames or []):
+            raise located(path, 1, f"no column {text_column!r} in the header")
+        texts = [row[text_column] or "" for row in reader]
+    else:
+        texts = [ln.strip() for ln in content.split("\n") if ln.strip()]
+    if not texts:
+        raise SpikeBertError(f"{path}: no texts in the file")
+    return texts

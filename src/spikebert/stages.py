@@ -1,0 +1,231 @@
+"""The training jobs: stage 1 (pre-distillation), stage 2 (task distillation) and direct training.
+
+Each job reads its inputs, builds the student and the trainable module, hands both to
+:func:`spikebert.trainer.fit`, and publishes a model folder with ``metrics.json`` and ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .augment import AugmentConfig, augment
+from .batching import Encoded, encode_examples, tokenize
+from .checkpoint import publish_model, write_json
+from .data import TaskData
+from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
+                      teacher_word_embeddings)
+from .errors import SpikeBertError
+from .metrics import dev_evaluator
+from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from .models import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
+from .trainer import TrainArgs, fit, make_accelerator
+
+STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
+STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
+DIRECT_DEFAULTS = dict(epochs=5.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
+
+
+def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
+    """One text a line, UTF-8, blank lines skipped; ``limit`` texts at most (over all files)."""
+    texts: list[str] = []
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise SpikeBertError(f"{p}: no such corpus file")
+        with open(p, encoding="utf-8", errors="strict", newline="\n") as fh:
+            try:
+                for line in fh:
+                    line = line.strip()
+                    if line:
+                        texts.append(line)
+                        if limit is not None and len(texts) >= limit:
+                            return texts
+            except UnicodeDecodeError as e:
+                raise SpikeBertError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start} of a chunk)") from None
+    if not texts:
+        raise SpikeBertError(f"{', '.join(files)}: the corpus holds no text")
+    return texts
+
+
+def _load_teacher_encoder(path: str):
+    """The teacher as an encoder that returns hidden states (any head is dropped)."""
+    from transformers import AutoModel
+
+    if Path(path).is_dir():
+        check_model_folder(path)
+    try:
+        model = AutoModel.from_pretrained(path)
+    except Exception as e:
+        raise SpikeBertError(f"{path}: cannot load as a BERT-family encoder: {str(e).splitlines()[0]}") from None
+    if model.config.model_type == "spikebert":
+        raise SpikeBertError(f"{path}: is a spiking student, not a teacher")
+    return model.eval().requires_grad_(False)
+
+
+def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, shape: dict | None = None,
+                     max_length: int = 128, layer_map: str | None = None, limit: int | None = None) -> dict:
+    """Stage 1: align the student's per-block features with the teacher's hidden states."""
+    path = resolve_teacher(teacher)
+    acc = make_accelerator(args.seed)
+    teacher_model = _load_teacher_encoder(path).to(acc.device)
+    tokenizer = load_tokenizer(path)
+    config = student_config(teacher_model.config, **(shape or {}))
+    student = SpikeBertForSequenceClassification(config)
+    student.init_embeddings_from(teacher_word_embeddings(teacher_model))
+    lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    texts = read_corpus(corpus, limit)
+    data = Encoded(tokenize(tokenizer, texts, max_length))
+    args.pad_token_id = tokenizer.pad_token_id or 0
+    aligner = FeatureAligner(student, lmap)
+
+    def loss_fn(model, batch):
+        with torch.no_grad():
+            hidden = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                   output_hidden_states=True).hidden_states
+        return model(batch["input_ids"], batch["attention_mask"], hidden)
+
+    def publish(model, _):
+        publish_model(model.student, tokenizer, args.output)
+
+    t0 = time.time()
+    result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
+    metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(texts),
+               "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
+               "final_loss": _last_loss(args.output), "seconds": round(time.time() - t0, 1),
+               "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
+    if acc.is_main_process:
+        write_json(Path(args.output) / "metrics.json", metrics)
+    return metrics
+
+
+def _last_loss(folder) -> float | None:
+    import json
+
+    log = Path(folder) / "log.jsonl"
+    if not log.exists():
+        return None
+    losses = [json.loads(ln).get("loss") for ln in log.read_text().splitlines() if ln.strip()]
+    losses = [x for x in losses if x is not None]
+    return losses[-1] if losses else None
+
+
+def load_student_init(init: str, num_labels: int, labels: tuple[str, ...], shape: dict | None = None):
+    """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
+    an error naming it; shape flags that contradict the folder are an error too."""
+    from safetensors.torch import load_file
+
+    cfg = check_model_folder(init)
+    if cfg.get("model_type") != "spikebert":
+        raise SpikeBertError(f"{init}: --init must be a stage-1 SpikeBERT folder, not a {cfg.get('model_type')}")
+    config = SpikeBertConfig.from_pretrained(init)
+    for key, value in (shape or {}).items():
+        if value is not None and getattr(config, key) != value:
+            raise SpikeBertError(f"{init}: the stage-1 student has {key}={getattr(config, key)}, "
+                                 f"but {value} was asked for")
+    config.num_labels = num_labels
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    student = SpikeBertForSequenceClassification(config)
+    load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
+    return student
+
+
+def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> Encoded:
+    base = encode_examples(tokenizer, train.examples, max_length)
+    if not augmented:
+        return base
+    return Encoded(base.input_ids + tokenize(tokenizer, augmented, max_length), base.labels + [-100] * len(augmented))
+
+
+def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, init: str | None = None,
+                 weights: LossWeights = LossWeights(), augment_cfg: AugmentConfig | None = None,
+                 shape: dict | None = None, max_length: int = 128, layer_map: str | None = None,
+                 cache_dir: str | None = None) -> dict:
+    """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels)."""
+    acc = make_accelerator(args.seed)
+    teacher_model, tokenizer = load_classifier(teacher, num_labels=train.num_labels)
+    teacher_model = teacher_model.to(acc.device).requires_grad_(False)
+    if init:
+        student = load_student_init(init, train.num_labels, train.labels, shape)
+    else:
+        config = student_config(teacher_model.config, train.num_labels, **(shape or {}))
+        config.id2label = dict(enumerate(train.labels))
+        config.label2id = {v: k for k, v in config.id2label.items()}
+        student = SpikeBertForSequenceClassification(config)
+        student.init_embeddings_from(teacher_word_embeddings(teacher_model))
+    if student.config.vocab_size != teacher_model.config.vocab_size:
+        raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
+                             f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
+    lmap = LayerMap.parse(layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    t_emb = teacher_word_embeddings(teacher_model)
+    augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, augment_cfg,
+                        cache_dir or args.output) if augment_cfg and augment_cfg.copies > 0 else []
+    data = _train_set(tokenizer, train, augmented, max_length)
+    dev_set = encode_examples(tokenizer, dev.examples, max_length)
+    args.pad_token_id = tokenizer.pad_token_id or 0
+    distiller = Distiller(student, weights, lmap, t_emb)
+    need_hidden = weights.rep > 0
+
+    def loss_fn(model, batch):
+        with torch.no_grad():
+            t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=need_hidden)
+        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], t.logits,
+                     t.hidden_states if need_hidden else None)
+
+    return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
+        "teacher": teacher, "init": init, "weights": asdict(weights), "layer_map": lmap.as_string(),
+        "augment": asdict(augment_cfg) if augment_cfg else None, "augmented_texts": len(augmented),
+        "max_length": max_length})
+
+
+def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from: str | None = None,
+                 shape: dict | None = None, max_length: int = 128) -> dict:
+    """The baseline: the same student trained on labels alone, from random weights."""
+    from transformers import AutoConfig
+
+    path = resolve_teacher(tokenizer_from)
+    acc = make_accelerator(args.seed)
+    tokenizer = load_tokenizer(path)
+    config = student_config(AutoConfig.from_pretrained(path), train.num_labels, **(shape or {}))
+    config.id2label = dict(enumerate(train.labels))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    student = SpikeBertForSequenceClassification(config)
+    data = encode_examples(tokenizer, train.examples, max_length)
+    dev_set = encode_examples(tokenizer, dev.examples, max_length)
+    args.pad_token_id = tokenizer.pad_token_id or 0
+    distiller = Distiller(student, DIRECT)
+
+    def loss_fn(model, batch):
+        return model(batch["input_ids"], batch["attention_mask"], batch["labels"])
+
+    return _fit_classifier("direct", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc,
+                           {"tokenizer": path, "max_length": max_length})
+
+
+def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra) -> dict:
+    """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics."""
+    evaluate_dev = dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id)
+    best = {}
+
+    def evaluate(model, accelerator):
+        return evaluate_dev(accelerator.unwrap_model(model).student, accelerator)
+
+    def on_best(model, metrics):
+        best.update(metrics)
+        publish_model(model.student, tokenizer, args.output)
+
+    t0 = time.time()
+    result = fit(trainable, data, args, loss_fn, evaluate, on_best, accelerator=acc, desc=kind)
+    metrics = {"kind": kind, "task": train.name, "dev_accuracy": result.best_score,
+               "dev_macro_f1": best.get("macro_f1"), "best_step": result.best_step, "steps": result.step,
+               "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),
+               "seconds": round(time.time() - t0, 1), "history": result.history,
+               "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}
+    if acc.is_main_process:
+        write_json(Path(args.output) / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,225 @@
+"""The one training loop every command uses (teacher fine-tuning and pre-training, both
+distillation stages, direct training), on Hugging Face ``accelerate``.
+
+Read it top to bottom: set up → (resume) → for each epoch, for each batch: loss, backward, step,
+log, checkpoint; evaluate on dev at each epoch end and keep the best; publish the best model.
+
+- ``accelerate launch`` / ``torchrun`` with N processes shard the batches, synchronise gradients
+  (DDP) and gather dev predictions from every shard; only the main process writes files.
+- A checkpoint (weights, optimiser, scheduler, step, RNG states, best score) is written atomically
+  every ``save_every`` steps and at every epoch end; ``resume=True`` continues from it and ends
+  with the same result as a run that was never stopped (the batch order is a function of seed and
+  epoch, and the resumed epoch skips the batches already seen).
+- A loss that is NaN or infinite stops the run, naming the step; the last checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .batching import Encoded, make_loader
+from .checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+                         set_rng_state)
+from .errors import SpikeBertError
+
+
+@dataclass
+class TrainArgs:
+    output: str
+    seed: int = 42
+    epochs: float | None = 3.0  # None: bounded by max_steps alone
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of the steps
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    save_every: int = 200  # steps; checkpoints also at every epoch end
+    eval_every: int | None = None  # steps; None: at each epoch end
+    resume: bool = False
+    pad_token_id: int = 0
+
+
+@dataclass
+class FitResult:
+    step: int
+    best_score: float | None
+    best_step: int | None
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_by: str = "epochs"
+
+
+def make_accelerator(seed: int):
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from accelerate.utils import DataLoaderConfiguration
+
+    mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # split_batches: --batch-size is the global batch; N processes each take 1/N of every batch,
+    # so a run on N processes sees exactly the batches a run on one process sees
+    acc = Accelerator(mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(split_batches=True))
+    set_seed(seed)
+    return acc
+
+
+class JsonlLog:
+    """Append-only metrics log (one JSON object a line) a user can load and plot."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = Path(path), enabled
+
+    def truncate_after(self, step: int):
+        """On resume: drop lines the killed run wrote after its last checkpoint."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        self.path.write_text("".join(k + "\n" for k in keep))
+
+    def write(self, **record):
+        if self.enabled:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
+        loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
+        evaluate: Callable[[torch.nn.Module, object], dict] | None = None,
+        on_best: Callable[[torch.nn.Module, dict], None] | None = None,
+        accelerator=None, desc: str = "train") -> FitResult:
+    """Train ``trainable`` on ``train_set``.
+
+    ``loss_fn(model, batch) -> (loss, {term: value})`` computes the loss of one batch (``model``
+    is the prepared, possibly DDP-wrapped module). ``evaluate(model, accelerator) -> metrics`` with
+    a ``"score"`` key runs on dev; ``on_best(unwrapped_model, metrics)`` saves the best model
+    (main process). Without ``evaluate`` the last model counts as best.
+    """
+    acc = accelerator or make_accelerator(args.seed)
+    out = Path(args.output)
+    if acc.is_main_process:
+        check_output_dir(out, need_bytes=3 * sum(p.numel() * 4 for p in trainable.parameters()))
+    log = JsonlLog(out / "log.jsonl", acc.is_main_process)
+
+    if args.batch_size % acc.num_processes:
+        raise SpikeBertError(f"--batch-size {args.batch_size} must be a multiple of the {acc.num_processes} processes")
+    loader = make_loader(train_set, args.batch_size, args.pad_token_id, shuffle=True, seed=args.seed)
+    sampler = loader.batch_sampler
+    steps_per_epoch = len(sampler)
+    by_epochs = max(1, math.ceil(args.epochs * steps_per_epoch)) if args.epochs else None
+    total = min(x for x in (args.max_steps, by_epochs) if x) if (args.max_steps or by_epochs) else steps_per_epoch
+    log_every = max(1, min(10, total // 50))
+
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(args.schedule, optimizer, num_warmup_steps=int(args.warmup * total),
+                              num_training_steps=total)
+    model, optimizer, prepared_loader, scheduler = acc.prepare(trainable, optimizer, loader, scheduler)
+
+    step, best_score, best_step, history, elapsed = 0, None, None, [], 0.0
+    if args.resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            if acc.is_main_process:
+                print(f"no checkpoint in {out}/checkpoints: starting from the beginning")
+        else:
+            state = load_checkpoint(ckpt, acc.unwrap_model(model))
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step, elapsed = int(state["step"]), float(state["elapsed"])
+            best_score, best_step = state.get("best_score"), state.get("best_step")
+            history = json.loads(state.get("history", "[]"))
+            set_rng_state(state["rng"])
+            log.truncate_after(step)
+            if acc.is_main_process:
+                print(f"resumed from {ckpt} (step {step} of {total})")
+
+    def checkpoint():
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            save_checkpoint(out, step, acc.unwrap_model(model), {
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                "elapsed": elapsed + time.time() - t0, "best_score": best_score, "best_step": best_step,
+                "history": json.dumps(history), "rng": rng_state()})
+        acc.wait_for_everyone()
+
+    def run_eval(epoch):
+        nonlocal best_score, best_step
+        if evaluate is None:
+            return
+        metrics = evaluate(model, acc)
+        record = {"step": step, "epoch": epoch, **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        history.append(record)
+        log.write(**record)
+        if best_score is None or metrics["score"] > best_score:
+            best_score, best_step = metrics["score"], step
+            if on_best is not None and acc.is_main_process:
+                on_best(acc.unwrap_model(model), metrics)
+        if acc.is_main_process:
+            tqdm.write(f"step {step}: dev {metrics['score'] * 100:.2f}% (best {best_score * 100:.2f}% at step {best_step})")
+
+    t0 = time.time()
+    stopped_by = "epochs"
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not acc.is_main_process, dynamic_ncols=True)
+    model.train()
+    while step < total:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch)
+        batches = acc.skip_first_batches(prepared_loader, skip) if skip else prepared_loader
+        for batch in batches:
+            loss, terms = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                last = latest_checkpoint(out)
+                raise SpikeBertError(f"the loss became {loss.item()} at step {step + 1}; stopped. "
+                                     f"The last good checkpoint is {last or '(none yet)'}; try a lower --lr")
+            acc.backward(loss)
+            if args.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % log_every == 0 or step == 1:
+                # the mean over processes: each process saw 1/N of the batch
+                logged = {"loss": loss.detach(), **{k: v.detach().float() for k, v in terms.items()}}
+                if acc.num_processes > 1:
+                    logged = {k: acc.reduce(v.reshape(()).clone(), reduction="mean") for k, v in logged.items()}
+                logged = {k: float(v) for k, v in logged.items()}
+                bar.set_postfix(loss=f"{logged['loss']:.4f}")
+                log.write(step=step, epoch=step / steps_per_epoch, lr=scheduler.get_last_lr()[0], **logged)
+            epoch_end = step % steps_per_epoch == 0
+            over_time = args.max_minutes is not None and (elapsed + time.time() - t0) / 60 >= args.max_minutes
+            if epoch_end or step >= total or (args.eval_every and step % args.eval_every == 0) or over_time:
+                run_eval(step / steps_per_epoch)
+            if step % args.save_every == 0 or epoch_end or step >= total or over_time:
+                checkpoint()
+            if over_time:
+                stopped_by = "max_minutes"
+                break
+            if step >= total or epoch_end:
+                break
+        if stopped_by == "max_minutes":
+            break
+    bar.close()
+    if evaluate is None and on_best is not None and acc.is_main_process:
+        on_best(acc.unwrap_model(model), {})
+        best_step = step
+    if step >= (args.max_steps or 10**12):
+        stopped_by = "max_steps"
+    return FitResult(step, best_score, best_step, history, elapsed + time.time() - t0, stopped_by)

@@ -1,0 +1,255 @@
+"""Bad input on the command line: exit status 2, exactly one line ``error: ...`` on stderr naming the
+file (and line where there is one), no traceback.
+
+Vehicles: ``spikebert data info --task sst2 --file BAD`` and ``spikebert evaluate --model M --task
+sst2 --file BAD`` (with a good model for bad data, a good data file for bad models)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_one_error_line, run_cli
+
+GOOD_SST2 = "1 a fine film .\n0 a dull one .\n"
+
+# name -> (file name, bytes, needles besides the path, line number or None)
+BAD_DATA = {
+    "empty file": ("empty.txt", b"", ["empty"], None),
+    "blank lines only": ("blank.txt", b"\n  \n\t\n", ["empty"], None),
+    "line without a label": ("nolabel.txt", b"1 a fine film .\nthis line has no label\n", ["label"], 2),
+    "label outside the classes": ("outside.txt", b"1 fine\n0 dull\n2 too high\n", ["label", "'2'"], 3),
+    "negative label": ("negative.txt", b"-1 awful\n", ["label", "'-1'"], 1),
+    "undecodable byte": ("badbyte.txt", b"1 fine\n0 dull\n1 caf\xff au lait\n", ["0xff"], 3),
+    "empty text": ("notext.txt", b"1 fine\n0\n", ["empty text"], 2),
+    "empty text after spaces": ("notext2.txt", b"1 fine\n0    \t \n", ["empty text"], 2),
+}
+
+
+def _vehicle(kind, teacher, path):
+    if kind == "data info":
+        return ["data", "info", "--task", "sst2", "--file", path]
+    return ["evaluate", "--model", teacher, "--task", "sst2", "--file", path]
+
+
+@pytest.fixture(params=["data info", "evaluate"])
+def vehicle(request):
+    """The command a bad data file is given to; evaluate needs the tiny teacher (a good model)."""
+    teacher = request.getfixturevalue("tiny_teacher") if request.param == "evaluate" else None
+    return lambda path: _vehicle(request.param, teacher, path)
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_file(vehicle, tmp_path, capsys, case):
+    name, data, needles, line = BAD_DATA[case]
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert run_cli(vehicle(path)) == 2
+    where = f"{path}:{line}" if line else str(path)
+    assert_one_error_line(capsys.readouterr().err, where, *needles)
+
+
+def test_missing_file(vehicle, tmp_path, capsys):
+    path = tmp_path / "nope" / "test.txt"
+    assert run_cli(vehicle(path)) == 2
+    assert_one_error_line(capsys.readouterr().err, str(path), "no such file")
+
+
+def test_folder_given_as_file(vehicle, tmp_path, capsys):
+    assert run_cli(vehicle(tmp_path)) == 2
+    assert_one_error_line(capsys.readouterr().err, str(tmp_path), "folder")
+
+
+def test_good_file_passes_both_vehicles(vehicle, tmp_path, capsys):
+    """The control: the same commands succeed on a good file, so the failures above are the data's."""
+    path = tmp_path / "good.txt"
+    path.write_text(GOOD_SST2, encoding="utf-8")
+    assert run_cli(vehicle(path) + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out.get("n", out.get("splits", {}).get("file", {}).get("n")) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The data folder
+
+
+def test_missing_data_dir_flag(tmp_path, capsys):
+    missing = tmp_path / "no-data-here"
+    assert run_cli(["data", "info", "--task", "sst2", "--data-dir", missing]) == 2
+    assert_one_error_line(capsys.readouterr().err, str(missing), "--data-dir")
+
+
+def test_missing_data_dir_from_environment(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "no-data-here"
+    monkeypatch.setenv("SPIKEBERT_DATA", str(missing))
+    assert run_cli(["data", "info", "--task", "sst2"]) == 2
+    assert_one_error_line(capsys.readouterr().err, str(missing), "SPIKEBERT_DATA")
+
+
+def test_missing_data_dir_evaluate(tiny_teacher, tmp_path, capsys):
+    missing = tmp_path / "no-data-here"
+    assert run_cli(["evaluate", "--model", tiny_teacher, "--task", "sst2", "--data-dir", missing]) == 2
+    assert_one_error_line(capsys.readouterr().err, str(missing))
+
+
+def test_data_dir_without_the_task_files(tmp_path, capsys):
+    assert run_cli(["data", "info", "--task", "sst2", "--data-dir", tmp_path]) == 2
+    assert_one_error_line(capsys.readouterr().err, str(tmp_path / "sst2" / "train.txt"), "no such file")
+
+
+def test_unknown_task(capsys):
+    assert run_cli(["data", "info", "--task", "sst3", "--data-dir", "."]) == 2
+    assert_one_error_line(capsys.readouterr().err, "sst3")
+
+
+# ---------------------------------------------------------------------------------------------
+# The other task formats and user files
+
+
+TASK_FILES = [
+    ("chnsenti", "no-header.tsv", "0\t很差\n1\t很好\n", 1, ["header"]),
+    ("chnsenti", "short-row.tsv", "label\ttext_a\n1\t好\n0\n", 3, ["column"]),
+    ("chnsenti", "bad-label.tsv", "label\ttext_a\n1\t好\n3\t差\n", 3, ["'3'"]),
+    ("waimai", "wrong-header.csv", "label,text\n1,好\n", 1, ["review"]),
+    ("waimai", "empty-review.csv", 'label,review\n1,好\n0,"  "\n', 3, ["empty text"]),
+    # a quote opened and never closed would swallow every later row into one text
+    ("waimai", "unclosed-quote.csv", 'label,review\n1,"好\n0,差\n1,还行\n0,慢\n', None, []),
+]
+
+
+@pytest.mark.parametrize("task,name,data,line,needles", TASK_FILES, ids=[row[1] for row in TASK_FILES])
+def test_bad_task_format_files(tmp_path, capsys, task, name, data, line, needles):
+    path = tmp_path / name
+    path.write_text(data, encoding="utf-8")
+    assert run_cli(["data", "info", "--task", task, "--file", path]) == 2
+    where = f"{path}:{line}" if line else str(path)
+    assert_one_error_line(capsys.readouterr().err, where, *needles)
+
+
+USER_FILES = [
+    ("rows.jsonl", '{"text": "ok", "label": 1}\n[1, 2]\n', [], 2, ["JSON object"]),
+    ("rows2.jsonl", '{"text": "ok", "label": 1}\n{"text": "ok"\n', [], 2, ["JSON"]),
+    ("rows3.jsonl", '{"text": "ok", "label": 1}\n{"body": "x", "label": 0}\n', [], 2, ["'text'"]),
+    ("cols.csv", "body,label\nfine,1\n", [], 1, ["'text'"]),
+    ("cols2.csv", "body,y\nfine,1\n", ["--text-column", "body", "--label-column", "label"], 1, ["'label'"]),
+    ("nolabel.tsv", "text\tlabel\nfine\t1\ndull\t\n", [], 3, ["no label"]),
+    ("data.xlsx", "PK", [], None, ["unknown file type"]),
+]
+
+
+@pytest.mark.parametrize("name,data,extra,line,needles", USER_FILES, ids=[row[0] for row in USER_FILES])
+def test_bad_user_files(tmp_path, capsys, name, data, extra, line, needles):
+    path = tmp_path / name
+    path.write_text(data, encoding="utf-8")
+    assert run_cli(["data", "info", "--file", path, *extra]) == 2
+    where = f"{path}:{line}" if line else str(path)
+    assert_one_error_line(capsys.readouterr().err, where, *needles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model folders that are not models
+
+
+def _tiny_bert(folder, cls="BertForSequenceClassification"):
+    """A real (tiny, random) transformers classifier folder, written by save_pretrained."""
+    import transformers
+
+    config = transformers.BertConfig(vocab_size=64, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=16, max_position_embeddings=32, num_labels=2)
+    getattr(transformers, cls)(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bert_folder(tmp_path_factory):
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "bert")
+
+
+@pytest.fixture
+def good_data(tmp_path):
+    path = tmp_path / "good.txt"
+    path.write_text(GOOD_SST2, encoding="utf-8")
+    return path
+
+
+def _evaluate(model, data):
+    return run_cli(["evaluate", "--model", model, "--task", "sst2", "--file", data])
+
+
+def test_model_folder_missing(tmp_path, good_data, capsys):
+    assert _evaluate(tmp_path / "no-model", good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(tmp_path / "no-model"))
+
+
+def test_model_folder_is_a_file(good_data, capsys):
+    assert _evaluate(good_data, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(good_data), "folder")
+
+
+def test_model_folder_empty(tmp_path, good_data, capsys):
+    folder = tmp_path / "empty-model"
+    folder.mkdir()
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder), "config.json")
+
+
+@pytest.mark.parametrize("content", [b"\x00\xffgarbage{", b"{not json", b"[1, 2, 3]", b'{"hidden_size": 8}',
+                                     "{\"model_type\": \"bert\"".encode()])
+def test_model_folder_garbage_config(tmp_path, good_data, capsys, content):
+    folder = tmp_path / "garbage-model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes(content)
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder))
+
+
+def test_model_folder_only_pickle(tmp_path, good_data, capsys):
+    folder = tmp_path / "pickle-only"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x02 not loaded")
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder))
+
+
+def test_model_folder_config_and_pickle(tmp_path, bert_folder, good_data, capsys):
+    folder = tmp_path / "pickle-model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((bert_folder / "config.json").read_bytes())
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x02 never unpickled")
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder), "pytorch_model.bin", "safetensors")
+
+
+@pytest.mark.parametrize("keep", ["half", "minus-one", "header-only", "4 bytes", "zero"])
+def test_model_folder_truncated_safetensors(tmp_path, bert_folder, good_data, capsys, keep):
+    import shutil
+
+    folder = tmp_path / "truncated"
+    shutil.copytree(bert_folder, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    header = 8 + int.from_bytes(data[:8], "little")
+    size = {"half": len(data) // 2, "minus-one": len(data) - 1, "header-only": header, "4 bytes": 4,
+            "zero": 0}[keep]
+    weights.write_bytes(data[:size])
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(weights))
+
+
+def test_model_folder_weights_do_not_fit_config(tmp_path, bert_folder, good_data, capsys):
+    import shutil
+
+    folder = tmp_path / "mismatch"
+    shutil.copytree(bert_folder, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["hidden_size"], cfg["intermediate_size"] = 16, 32
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder))
+
+
+def test_model_folder_not_a_classifier(tmp_path, good_data, capsys):
+    folder = _tiny_bert(tmp_path / "encoder", cls="BertModel")
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder), "classifier")

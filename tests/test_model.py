@@ -1,0 +1,151 @@
+"""The spiking student: spikes, gradients, padding, persistence, configuration."""
+
+import json
+
+import pytest
+import torch
+
+from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.neuron import LIF
+
+
+def small(**kw):
+    cfg = dict(vocab_size=200, num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_labels=3,
+               threshold=0.5)
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return SpikeBertForSequenceClassification(SpikeBertConfig(**cfg))
+
+
+def batch(b=3, length=12, vocab=200, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (b, length), generator=g)
+    mask = torch.ones(b, length, dtype=torch.long)
+    for i in range(1, b):
+        mask[i, length - 3 * i:] = 0
+    return ids * mask, mask
+
+
+def test_spikes_are_exactly_zero_or_one():
+    model = small()
+    outs = []
+    for m in model.modules():
+        if isinstance(m, LIF):
+            m.register_forward_hook(lambda mod, inp, out: outs.append(out))
+    ids, mask = batch()
+    model(ids, mask)
+    assert len(outs) == 2 * 7
+    values = torch.unique(torch.cat([o.flatten() for o in outs]))
+    assert set(values.tolist()) <= {0.0, 1.0}
+    assert 1.0 in values.tolist()  # the network does fire
+
+
+def test_every_parameter_gets_a_gradient_through_the_surrogate():
+    model = small(threshold=0.3)
+    ids, mask = batch()
+    out = model(ids, mask, labels=torch.tensor([0, 1, 2]))
+    feats = model.distill_features(out.hidden_states)
+    (out.loss + sum(f.square().mean() for f in feats)).backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    # the embedding rows of unused ids get zero gradient by nature; every other tensor must learn
+    assert dead == [], dead
+
+
+def test_fused_lif_matches_autograd_loop():
+    torch.manual_seed(0)
+    for detach in (True, False):
+        lif = LIF(tau=2.0, threshold=1.0, detach_reset=detach)
+        x1 = (torch.randn(4, 2, 5, 6) * 2).requires_grad_()
+        x2 = x1.detach().clone().requires_grad_()
+        g = torch.randn(4, 2, 5, 6)
+        (lif(x1) * g).sum().backward()
+        (lif.forward_autograd(x2) * g).sum().backward()
+        assert torch.equal(lif(x1.detach()), lif.forward_autograd(x2.detach()))
+        assert torch.allclose(x1.grad, x2.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_logits_do_not_depend_on_padding_or_batch(positions):
+    model = small(position_embeddings=positions).eval()
+    ids, mask = batch(b=3, length=16)
+    together = model(ids, mask).logits
+    for i in range(3):
+        n = int(mask[i].sum())
+        alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n]).logits
+        assert torch.allclose(alone[0], together[i], atol=1e-5), (i, alone, together[i])
+
+
+def test_no_state_leaks_between_calls():
+    model = small().eval()
+    ids, mask = batch()
+    first = model(ids, mask).logits
+    other_ids, other_mask = batch(seed=7)
+    model(other_ids, other_mask)
+    assert torch.equal(model(ids, mask).logits, first)
+
+
+def test_save_load_round_trip_gives_identical_logits(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = small(time_steps=3).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, SpikeBertForSequenceClassification)
+    ids, mask = batch()
+    assert torch.equal(loaded(ids, mask).logits, model(ids, mask).logits)
+
+
+def test_one_time_step_works():
+    model = small(time_steps=1)
+    ids, mask = batch()
+    out = model(ids, mask, labels=torch.tensor([0, 1, 2]))
+    out.loss.backward()
+    assert out.logits.shape == (3, 3)
+
+
+def test_firing_rates_lie_in_unit_interval_and_ignore_padding():
+    model = small(threshold=0.3).eval()
+    ids, mask = batch()
+    with model.record_spikes() as rec:
+        model(ids, mask)
+    rates = rec.rates()
+    assert len(rates) == 2 * 7
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert any(r > 0 for r in rates.values())
+    # the same sentences without their padding give the same rates
+    with model.record_spikes() as rec2:
+        for i in range(3):
+            n = int(mask[i].sum())
+            model(ids[i:i + 1, :n], mask[i:i + 1, :n])
+    for k, v in rates.items():
+        assert abs(rec2.rates()[k] - v) < 1e-6, k
+    # recording is off afterwards
+    assert all(m.recorder is None for m in model.modules() if isinstance(m, LIF))
+
+
+def test_defaults_and_transformers_interface():
+    cfg = SpikeBertConfig(vocab_size=100, num_labels=2)
+    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.time_steps) == (6, 384, 4)
+    model = SpikeBertForSequenceClassification(SpikeBertConfig(vocab_size=100, num_labels=2, num_hidden_layers=1,
+                                                               hidden_size=16, num_attention_heads=2))
+    out = model(torch.tensor([[1, 2, 3]]))
+    assert out.logits.shape == (1, 2) and out.loss is None
+    with pytest.raises(ValueError):
+        SpikeBertConfig(hidden_size=30, num_attention_heads=4)
+
+
+def test_config_of_the_wrong_shape_for_a_checkpoint_is_a_clear_error(tmp_path):
+    from spikebert.errors import SpikeBertError
+    from spikebert.models import load_classifier
+
+    model = small()
+    model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["hidden_size"] = 64
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(SpikeBertError) as e:
+        load_classifier(tmp_path)
+    message = str(e.value)
+    assert str(tmp_path) in message and "does not match the weights" in message and "64" in message
