@@ -255,13 +255,16 @@ def test_user_tsv_with_bom_and_digit_labels(tmp_path):
     assert [(e.label, e.text) for e in exs] == [(0, "first"), (2, "second"), (1, "third")]
 
 
-def test_user_jsonl_with_columns(tmp_path):
+def test_user_jsonl_with_columns(tmp_path, capsys):
     f = tmp_path / "data.jsonl"
-    rows = [{"sentence": "a \"quoted\" one", "y": 1}, {"sentence": "多字节", "y": 0}, {"sentence": "x\u2028y", "y": 1}]
+    rows = [{"sentence": "a \"quoted\" one", "y": 1}, {"sentence": "多字节", "y": 0},
+            {"sentence": "x\u2028y", "y": 1}]
     f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
     data = load_data(None, file=str(f), text_column="sentence", label_column="y")
     assert data.labels == ("0", "1")
     assert [(e.label, e.text) for e in data.examples] == [(1, 'a "quoted" one'), (0, "多字节"), (1, "x\u2028y")]
+    assert run_cli(["data", "info", "--file", f, "--text-column", "sentence", "--label-column", "y", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["file"]["labels"] == {"0": 1, "1": 2}
 
 
 def test_user_file_labels_fixed_by_caller(tmp_path):

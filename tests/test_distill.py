@@ -133,3 +133,25 @@ def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path
                     "--no-energy"]) == 0
     report = json.loads((work / "sst2" / "report.json").read_text())
     assert all(s["reused"] for s in report["stages"].values())
+
+
+def test_run_tiny_chinese_builds_its_own_teacher(data_dir, tmp_path, monkeypatch):
+    """No Chinese BERT is installed: `run` trains a tokenizer and pre-trains a teacher from the
+    corpus, then goes through every stage; a second Chinese task reuses that teacher."""
+    monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
+    mini = tmp_path / "data"
+    (mini / "chnsenti").mkdir(parents=True)
+    for name, n in (("train.tsv", 65), ("dev.tsv", 33)):  # header + real rows
+        lines = (data_dir / "chnsenti" / name).read_bytes().split(b"\n")[:n]
+        (mini / "chnsenti" / name).write_bytes(b"\n".join(lines) + b"\n")
+    work = tmp_path / "runs"
+    assert run_cli(["run", "--task", "chnsenti", "--preset", "tiny", "--data-dir", mini, "--workdir", work,
+                    "--no-energy"]) == 0
+    report = json.loads((work / "chnsenti" / "report.json").read_text())
+    scratch = work / "teacher-zh-tiny"
+    assert report["teacher"] == str(scratch)
+    assert (scratch / "tokenizer" / "vocab.txt").exists()
+    assert json.loads((scratch / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    snn = json.loads((work / "chnsenti" / "snn" / "config.json").read_text())
+    assert snn["model_type"] == "spikebert" and snn["vocab_size"] == json.loads((scratch / "config.json").read_text())["vocab_size"]
+    assert set(report["stages"]) == {"teacher", "stage1", "stage2"}

@@ -144,15 +144,17 @@ def test_snn_two_layers_equal_a_count_by_hand(tokenizer):
     assert all(rate > 0 for groups in r["firing_rates"].values() for rate in groups.values())
     n = len(TEXTS)
     rows = r["layers"]
-    assert [row["snn_macs"] * n for row in rows[:2]] == pytest.approx(list(macs))
-    assert [row["snn_acs"] * n for row in rows[:2]] == pytest.approx(list(acs))
+    # the headline: residual split into the embedding (MACs once) and earlier spikes (ACs)
+    assert [row["snn_macs"] * n for row in rows[:2]] == pytest.approx(list(alt_macs))
+    assert [row["snn_acs"] * n for row in rows[:2]] == pytest.approx(list(alt_acs))
     head = n * model.config.time_steps * 64 * 2
-    assert r["snn"]["macs"] * n == pytest.approx(macs.sum() + head)
-    assert r["snn"]["acs"] * n == pytest.approx(acs.sum())
+    assert r["snn"]["macs"] * n == pytest.approx(alt_macs.sum() + head)
+    assert r["snn"]["acs"] * n == pytest.approx(alt_acs.sum())
     assert r["snn_energy_mj"] == pytest.approx((r["snn"]["macs"] * 4.6 + r["snn"]["acs"] * 0.9) * 1e-9)
-    alt = r["snn_spike_residual"]
-    assert alt["macs"] * n == pytest.approx(alt_macs.sum() + head)
-    assert alt["acs"] * n == pytest.approx(alt_acs.sum())
+    # beside it: the residual counted as a dense real-valued input at every step
+    dense = r["snn_dense_residual"]
+    assert dense["macs"] * n == pytest.approx(macs.sum() + head)
+    assert dense["acs"] * n == pytest.approx(acs.sum())
     # the reference BERT: the student's depth, teacher width (= 64 here), intermediate 4×
     lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
     ann = sum(3 * L * 64 ** 2 + 2 * L * L * 64 + L * 64 ** 2 + 2 * L * 64 * 256 for L in lengths) * 2

@@ -1,16 +1,19 @@
-"""Stage 2 survives a SIGKILL: a run killed at a random moment after its first checkpoint and then
+"""Stage 2 survives a SIGKILL: a run killed at a random moment after a checkpoint and then
 resumed ends exactly like a run never stopped. Also: a corrupted checkpoint, a NaN loss and an
 output folder that cannot be written each end with one clear error.
 
-Checkpoints are written every ``save_every`` steps and at every epoch end; with 32 examples in
-batches of 8 an epoch is 4 steps, so the 12-step run checkpoints at steps 4, 8 and 12 (there is no
-``--save-every`` flag yet)."""
+Checkpoints are written every ``--save-every`` steps and at every epoch end: with 32 examples in
+batches of 8 an epoch is 4 steps, and ``--save-every 3`` makes the 12-step run checkpoint at steps
+3, 4, 6, 8, 9 and 12. The kill comes at a random moment after the checkpoint of step 6 exists: the
+resume then starts in the middle of the second epoch (batches of a later epoch skipped), or from
+step 8 if the kill lands after that checkpoint, possibly while it is being written."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -23,11 +26,13 @@ from safetensors.torch import load_file
 
 from conftest import CLI, TINY_SHAPE, assert_one_error_line, run_cli
 
-LIMIT, BATCH, TOTAL = 32, 8, 12
+LIMIT, BATCH, TOTAL, SAVE_EVERY = 32, 8, 12, 3
 STEPS_PER_EPOCH = LIMIT // BATCH
+CHECKPOINT_STEPS = {s for s in range(1, TOTAL + 1) if s % SAVE_EVERY == 0 or s % STEPS_PER_EPOCH == 0}
+KILL_AFTER = 6  # mid-epoch, second epoch
 STAGE2 = ["distill", "task", "--task", "sst2", "--limit", str(LIMIT), "--batch-size", str(BATCH),
-          "--max-steps", str(TOTAL), "--epochs", str(TOTAL // STEPS_PER_EPOCH), "--augment", "0",
-          "--max-length", "48", *TINY_SHAPE]
+          "--max-steps", str(TOTAL), "--epochs", str(TOTAL // STEPS_PER_EPOCH), "--save-every", str(SAVE_EVERY),
+          "--augment", "0", "--max-length", "48", *TINY_SHAPE]
 TIMEOUT = 600
 
 
@@ -70,7 +75,7 @@ def _records(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
-    """Run A uninterrupted; run B killed with SIGKILL at a random moment after its first checkpoint,
+    """Run A uninterrupted; run B killed with SIGKILL at a random moment after its step-6 checkpoint,
     then resumed with --resume. Both as separate processes, A and B side by side, on the first SST-2
     sentences (the mini data folder: 48 dev sentences keep the evaluation at each epoch end short)."""
     root = tmp_path_factory.mktemp("resume")
@@ -84,15 +89,16 @@ def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
     info["timing"] = timing
     try:
         deadline = time.time() + TIMEOUT
-        while _latest(b_dir) is None:
+        while (latest := _latest(b_dir)) is None or _step_of(latest) < KILL_AFTER:
             if b.poll() is not None:
-                pytest.fail(f"run B ended ({b.returncode}) before its first checkpoint:\n"
+                pytest.fail(f"run B ended ({b.returncode}) before its checkpoint of step {KILL_AFTER}:\n"
                             f"{(root / 'B.log').read_text()[-3000:]}")
             if time.time() > deadline:
-                pytest.fail("run B wrote no checkpoint in time")
-            time.sleep(0.05)
-        timing["first checkpoint"] = time.time() - t0
-        delay = float(os.environ.get("SPIKEBERT_TEST_KILL_DELAY", random.uniform(0.0, 2.0)))
+                pytest.fail(f"run B wrote no checkpoint of step {KILL_AFTER} in time")
+            time.sleep(0.02)
+        timing["checkpoint to kill after"] = time.time() - t0
+        # the test process's `random` is seeded by the training it ran in-process: a fresh generator
+        delay = float(os.environ.get("SPIKEBERT_TEST_KILL_DELAY", random.Random().uniform(0.0, 1.0)))
         info["delay"] = delay
         time.sleep(delay)
         still_running = b.poll() is None
@@ -105,7 +111,7 @@ def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
         info["at_kill"] = snapshot
         b_log.close()
         timing["killed"] = time.time() - t0
-        print(f"run B killed {delay:.2f}s after its first checkpoint; latest then: {_latest(snapshot)}")
+        print(f"run B killed {delay:.2f}s after its checkpoint of step {KILL_AFTER}; latest then: {_latest(snapshot)}")
 
         resumed = subprocess.run(CLI + [str(x) for x in base + ["--output", b_dir, "--resume"]], env=env,
                                  capture_output=True, text=True, timeout=TIMEOUT)
@@ -125,11 +131,14 @@ def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
 
 
 def test_killed_run_leaves_a_complete_checkpoint(runs):
-    assert runs["killed_running"], (f"run B had finished before the kill ({runs['delay']:.2f}s after its first "
-                                    "checkpoint): the test did not interrupt anything")
+    assert runs["killed_running"], (f"run B had finished before the kill ({runs['delay']:.2f}s after its "
+                                    f"checkpoint of step {KILL_AFTER}): the test did not interrupt anything")
     ckpt = _latest(runs["at_kill"])
     assert ckpt is not None and ckpt.is_dir(), f"checkpoints/latest names {ckpt}, which does not exist"
-    assert _step_of(ckpt) % STEPS_PER_EPOCH == 0 and 0 < _step_of(ckpt) < TOTAL, ckpt
+    assert _step_of(ckpt) in CHECKPOINT_STEPS and KILL_AFTER <= _step_of(ckpt) < TOTAL, ckpt
+    # no other complete checkpoint is left behind (older ones are removed once latest moves on)
+    done = sorted(p.name for p in ckpt.parent.glob("step-*") if p.is_dir())
+    assert done[-1] == ckpt.name, done
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "trainer_state.pt").is_file()
     # the files the latest marker names are whole (this reads them the way --resume does)
     assert _tensors(ckpt / "model.safetensors")
@@ -161,12 +170,16 @@ def test_resumed_run_equals_uninterrupted_run(runs):
     assert rb == ra
 
 
-def test_resume_of_a_finished_run_keeps_its_result(runs, tiny_teacher, tmp_path, mini_sst2_dir):
-    """`spikebert run` resumes every stage; resuming a run that already ended must not change its
-    metrics.json or model."""
+@pytest.mark.parametrize("metrics_written", [True, False])
+def test_resume_after_the_last_checkpoint_keeps_the_result(runs, tiny_teacher, tmp_path, mini_sst2_dir,
+                                                           metrics_written):
+    """A kill after the last checkpoint but before metrics.json (`spikebert run` then resumes the
+    stage), or --resume on a finished run: the result must be the one the run had."""
     done = tmp_path / "done"
     shutil.copytree(runs["a_dir"], done)
     before = json.loads((done / "metrics.json").read_text())
+    if not metrics_written:
+        (done / "metrics.json").unlink()
     weights = (done / "model.safetensors").read_bytes()
     assert run_cli(STAGE2 + ["--teacher", tiny_teacher, "--data-dir", mini_sst2_dir, "--output", done,
                              "--resume"]) == 0
@@ -206,8 +219,6 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(tiny_teacher, t
                     "--augment", "0", "--max-length", "48", *TINY_SHAPE, "--output", out])
     assert code == 2
     line = assert_one_error_line(capsys.readouterr().err, "step")
-    import re
-
     m = re.search(r"\b(nan|inf|-inf)\b.*at step (\d+)", line)
     assert m, f"the error does not say the loss became nan/inf at a step: {line}"
     step = int(m.group(2))
@@ -222,15 +233,77 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(tiny_teacher, t
 
 @pytest.mark.parametrize("augment", ["0", "1"])
 @pytest.mark.parametrize("where", ["under a file", "is a file"])
-def test_unwritable_output_is_a_clear_error_before_training(tiny_teacher, tmp_path, mini_sst2_dir, capsys, augment, where):
+def test_unwritable_output_is_a_clear_error_before_training(tiny_teacher, tmp_path, mini_sst2_dir, capsys,
+                                                            augment, where):
+    """Tests run as root, where chmod does not stop writes: the output is a path through a file.
+    With --augment the augmented texts are cached in the output folder, so it must be checked first."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker / "sub" if where == "under a file" else blocker
-    t0 = time.time()
     code = run_cli(["distill", "task", "--task", "sst2", "--teacher", tiny_teacher, "--data-dir", mini_sst2_dir,
                     "--limit", "16", "--batch-size", "8", "--max-steps", "2", "--augment", augment,
                     "--max-length", "48", *TINY_SHAPE, "--output", out])
     assert code == 2
-    assert_one_error_line(capsys.readouterr().err, str(out))
+    captured = capsys.readouterr()
+    line = assert_one_error_line(captured.err, f"{out}:")
+    assert re.search(r"writ|folder|director", line.split(f"{out}:", 1)[1]), line
+    assert "stage 2:" not in captured.out  # nothing was trained
     assert blocker.read_text() == "not a folder"
-    assert time.time() - t0 < 60
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop itself (in-process, a linear model): which batches every step sees
+
+
+class _Stop(Exception):
+    pass
+
+
+def _fit(out, record, stop_at=None, resume=False):
+    """fit() on 32 one-token texts in batches of 8 (4 steps an epoch), 12 steps, a checkpoint every 3;
+    ``record`` gets the example indices of every batch; ``stop_at``: raise before that step (a kill)."""
+    from spikebert.batching import Encoded
+    from spikebert.trainer import TrainArgs, fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 2)
+    data = Encoded([[i + 1] * (1 + i % 5) for i in range(LIMIT)], [i % 2 for i in range(LIMIT)])
+
+    def loss_fn(m, batch):
+        if stop_at is not None and len(record) + 1 == stop_at:
+            raise _Stop
+        record.append(batch["index"].tolist())
+        x = batch["input_ids"].float().mean(dim=1, keepdim=True)
+        return torch.nn.functional.cross_entropy(m(x), batch["labels"]), {}
+
+    args = TrainArgs(output=str(out), epochs=3.0, max_steps=TOTAL, batch_size=BATCH, lr=0.05, warmup=0.0,
+                     save_every=SAVE_EVERY, resume=resume)
+    fit(model, data, args, loss_fn)
+    return model
+
+
+def test_every_epoch_has_its_own_batch_order(tmp_path):
+    record = []
+    _fit(tmp_path / "run", record)
+    epochs = [record[i:i + STEPS_PER_EPOCH] for i in range(0, TOTAL, STEPS_PER_EPOCH)]
+    for batches in epochs:  # every epoch sees every example once
+        assert sorted(i for b in batches for i in b) == list(range(LIMIT))
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2], (
+        "the batches are the same in every epoch (the sampler's epoch does not reach the data loader):\n"
+        + "\n".join(str(e) for e in epochs))
+
+
+@pytest.mark.parametrize("kill_before", [5, 8, 11])  # resume from steps 4, 6 and 9
+def test_resume_sees_the_batches_of_an_uninterrupted_run(tmp_path, kill_before):
+    full = []
+    ref = _fit(tmp_path / "full", full)
+    seen = []
+    with pytest.raises(_Stop):
+        _fit(tmp_path / "cut", seen, stop_at=kill_before)
+    ckpt = _step_of(_latest(tmp_path / "cut"))
+    resumed = []
+    model = _fit(tmp_path / "cut", resumed, resume=True)
+    assert seen == full[: kill_before - 1]
+    assert resumed == full[ckpt:], (f"resumed from step {ckpt}: batches {resumed[:3]}..., "
+                                    f"an uninterrupted run: {full[ckpt:ckpt + 3]}...")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))

@@ -96,10 +96,11 @@ def _read_bytes(path: Path) -> bytes:
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise located(path, line, f"byte 0x{data[e.start]:02x} cannot be decoded as {encoding}") from None
+    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is not text
 
 
 def _lines(text: str) -> list[str]:
@@ -121,7 +122,9 @@ def read_delimited(path: Path, encoding: str, delimiter: str, quoting: int, colu
     """A header-first CSV/TSV file. Yields (line, label string, text)."""
     label_col, text_col = columns
     text = _decode(path, _read_bytes(path), encoding)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    # strict: a quote that is never closed is an error, not one text swallowing the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting,
+                        strict=quoting != csv.QUOTE_NONE)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as e:
@@ -155,12 +158,21 @@ def read_jsonl(path: Path, columns: tuple[str, str]):
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise located(path, no, f"not a JSON object: {e.msg}") from None
+        except RecursionError:
+            raise located(path, no, "not a JSON object: nested too deeply") from None
         if not isinstance(obj, dict):
             raise located(path, no, "not a JSON object")
         for col in (label_col, text_col):
             if col not in obj:
                 raise located(path, no, f"no field {col!r}")
         yield no, str(obj[label_col]), str(obj[text_col]).strip()
+
+
+def _is_int(label: str) -> bool:
+    """A plain decimal class index such as ``1`` or ``-1`` (not ``²``, ``--1`` or ``1.0``, which
+    str.isdigit accepts or int() refuses)."""
+    digits = label[1:] if label.startswith("-") else label
+    return digits.isascii() and digits.isdecimal()
 
 
 def _to_examples(path, rows, label_names: tuple[str, ...]) -> list[Example]:
@@ -171,12 +183,12 @@ def _to_examples(path, rows, label_names: tuple[str, ...]) -> list[Example]:
         label = label.strip()
         if not label:
             raise located(path, no, "no label")
-        if label.lstrip("-").isdigit():
-            idx = int(label)
+        if label in by_name:  # a name first: "1" in a file whose classes are ("1", "2", "x") is "1"
+            idx = by_name[label]
+        elif _is_int(label):
+            idx = int(label) if len(label) <= 20 else -1
             if not 0 <= idx < len(label_names):
                 raise located(path, no, f"label {label!r} is outside the task's classes 0..{len(label_names) - 1}")
-        elif label in by_name:
-            idx = by_name[label]
         else:
             raise located(path, no, f"label {label!r} is not one of the classes ({', '.join(label_names)})")
         if not text:
@@ -218,7 +230,7 @@ def read_user_file(path: Path, text_column: str = "text", label_column: str = "l
         raise SpikeBertError(f"{path}: unknown file type {suffix or '(none)'}; use .csv, .tsv or .jsonl")
     if label_names is None:
         found = sorted({r[1].strip() for r in rows if r[1].strip()})
-        if all(x.isdigit() for x in found) and found:
+        if found and all(x.isascii() and x.isdecimal() and len(x) <= 6 for x in found):
             label_names = tuple(str(i) for i in range(max(int(x) for x in found) + 1))
         else:
             label_names = tuple(found)

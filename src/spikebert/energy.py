@@ -12,28 +12,30 @@ and residual additions are not counted (nor are they for the SNN). For BERT-base
 d = 768, f = 3072) at L = 128 the encoder is 11.17 G MACs and the head 0.59 M: 11.2 G, 51.4 mJ,
 the paper's BERT figure.
 
-SNN (SpikeBERT, T time steps), per block. The residual stream that feeds Q/K/V and the first MLP
-layer is real-valued (embedding plus spike outputs), so those layers multiply:
-    q, k, v Linear               MACs  T·L·d² each
-    MLP fc1 (d → f)              MACs  T·L·d·f
-An operation with a spike operand accumulates instead of multiplying: every spike (a 1 at some
-step, token and channel) adds one weight or value to each of its fan-out outputs, so
-ACs = (sum of that operand's spikes over all T steps, real tokens and channels) × fan-out:
+SNN (SpikeBERT, T time steps), per block. An operation with a spike operand accumulates instead
+of multiplying: every spike (a 1 at some step, token and channel) adds one weight or value to each
+of its fan-out outputs, so ACs = (sum of that operand's values over all T steps, real tokens and
+channels) × fan-out; an operation with no spike operand multiplies (MACs).
     Q·Kᵀ      spike operand Q, fan-out = L (one score per real key)        ACs  ΣQ·L
     (QKᵀ)·V   spike operand V, fan-out = L (one output per real query)     ACs  ΣV·L
     out Linear  input: attention-LIF spikes, fan-out d                     ACs  ΣA·d
     MLP fc2     input: fc1-LIF spikes, fan-out d                           ACs  ΣM1·d
 (K is also binary but is the second operand of Q·Kᵀ: each of its products is counted once, via Q.
 The model's forward may compute Q·(KᵀV) when L exceeds the head width; the count follows the
-defined association (QKᵀ)V, which that shortcut would turn into (ΣK + ΣQ)·head width.)
-The head (a classifier at each step) is T·d·C MACs. Since the residual-fed layers multiply T
-times, this SNN count is at least 7T·L·d² MACs against BERT's 12·L·d² + 2·L²·d: at T = 4 and
-sentence lengths, over twice the ANN's whatever the firing rate. The alternative
-``spike_residual`` count (reported beside it, not the headline) uses linearity instead: the
-residual is the embedding (equal at every step) plus earlier blocks' out/mlp2 spikes, so
-W·x = W·emb (MACs once, L·d·d_out) + W·spikes (ACs, Σspikes·d_out); fc1 also reads this block's
-out spikes. Spike sums are measured per sentence with forward hooks on the LIF modules; firing
-rates come from :class:`~spikebert.neuron.SpikeRecorder`.
+defined association (QKᵀ)V.)
+
+The layers fed by the residual stream (q, k, v and MLP fc1) need care: that stream is the token
+embedding, the same at every step, plus the spike outputs (out, mlp2) of the blocks before, whose
+sum is a count of spikes. By linearity W·x = W·emb + W·spikes, and a spike-driven implementation
+computes W·emb once per token (MACs, L·d·d_out, not T times: it does not change over time) and
+W·spikes as accumulates (Σspikes·d_out); fc1 also reads this block's out spikes. That is the
+headline count (``snn``, ``snn_energy_mj``, ``energy_ratio``): it applies the rule above operand
+by operand, and it is how Spikformer-style papers count an encoding layer (MACs) followed by
+spike-driven layers (ACs). Beside it, ``snn_dense_residual`` counts those four layers as dense
+multiplies at every step (T·L·d·d_out MACs): at T = 4 that alone exceeds the ANN's whole count,
+whatever the firing rates. The head (a classifier at each step) is T·d·C MACs. Spike sums are
+measured per sentence with forward hooks on the LIF modules; firing rates come from
+:class:`~spikebert.neuron.SpikeRecorder`.
 
 Without a given teacher the ANN reference is a BERT of the teacher's shape: as many layers as the
 student, width ``teacher_hidden_size``, intermediate 4 × width (BERT's ratio), 64-wide heads.
@@ -127,8 +129,8 @@ def snn_ops(config, lengths, sums: dict, spike_residual: bool = False) -> tuple[
     """Per-layer and head operations of a SpikeBERT model, summed over sentences; ``sums[name]``
     holds each sentence's spike count of neuron group ``name`` (over T, its tokens and channels).
 
-    ``spike_residual``: the alternative count of the module docstring, where the residual-fed
-    layers are split into the embedding part (MACs, once) and the earlier blocks' spikes (ACs)."""
+    ``spike_residual`` (the headline): the residual-fed layers split into the embedding part (MACs,
+    once) and the earlier blocks' spikes (ACs); without it they are dense multiplies at every step."""
     T, d, f = config.time_steps, config.hidden_size, config.intermediate_size
     L = np.asarray(lengths, dtype=np.float64)
     layers, earlier = [], np.zeros_like(L)  # spikes of earlier blocks' out and mlp2 groups
@@ -200,7 +202,7 @@ def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None,
     batches = _batches(tokenizer, texts, batch_size, max_length, pad_id)
     lengths, sums, preds, rec = count_spikes(model, batches, n)
     shape = AnnShape.of(ann.config) if ann is not None else AnnShape.reference_for(cfg)
-    s_layers, s_head = snn_ops(cfg, lengths, sums)
+    s_layers, s_head = snn_ops(cfg, lengths, sums, spike_residual=True)
     a_layers, a_head = ann_ops(shape, lengths)
     snn_total = sum(s_layers, s_head) / n
     ann_total = sum(a_layers, a_head) / n
@@ -221,14 +223,14 @@ def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None,
     rows.append({"layer": "head", "snn_macs": sh.macs, "snn_acs": 0.0, "snn_energy_mj": sh.energy_mj(e_mac, e_ac),
                  "ann_macs": ah.macs, "ann_energy_mj": ah.energy_mj(e_mac, e_ac)})
     snn_mj, ann_mj = snn_total.energy_mj(e_mac, e_ac), ann_total.energy_mj(e_mac, e_ac)
-    alt_layers, alt_head = snn_ops(cfg, lengths, sums, spike_residual=True)
+    alt_layers, alt_head = snn_ops(cfg, lengths, sums, spike_residual=False)
     alt = sum(alt_layers, alt_head) / n
     report = {
         "n": n, "tokens_per_sentence": float(lengths.mean()), "time_steps": cfg.time_steps,
         "e_mac_pj": e_mac, "e_ac_pj": e_ac,
         "snn_energy_mj": snn_mj, "ann_energy_mj": ann_mj, "energy_ratio": snn_mj / ann_mj,
         "snn": {"macs": snn_total.macs, "acs": snn_total.acs, "energy_mj": snn_mj},
-        "snn_spike_residual": {"macs": alt.macs, "acs": alt.acs, "energy_mj": alt.energy_mj(e_mac, e_ac),
+        "snn_dense_residual": {"macs": alt.macs, "acs": alt.acs, "energy_mj": alt.energy_mj(e_mac, e_ac),
                                "energy_ratio": alt.energy_mj(e_mac, e_ac) / ann_mj},
         "ann": {"macs": ann_total.macs, "energy_mj": ann_mj, "reference": reference or "BERT of the teacher's shape",
                 "layers": shape.layers, "hidden": shape.hidden, "intermediate": shape.intermediate},

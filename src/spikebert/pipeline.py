@@ -5,6 +5,8 @@
     {workdir}/{task}/snn            stage-2 student, the result
     {workdir}/{task}/energy         energy report and plots
     {workdir}/{task}/report.json    accuracy and time of every stage
+    {workdir}/teacher-{lang}-{preset} a BERT pre-trained from scratch (tokenizer and MLM), for a
+                                    language with no installed teacher; shared by its tasks
 
 A stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
@@ -23,7 +25,7 @@ from .checkpoint import write_json
 from .errors import SpikeBertError
 
 CORPORA_ENV = "SPIKEBERT_CORPORA"
-DEFAULT_AUGMENT = 2
+DEFAULT_AUGMENT = 1
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Preset:
     teacher_epochs: float = 2.0
     stage1_epochs: float = 1.0
     stage1_max_texts: int | None = 40000
-    stage1_max_minutes: float | None = 35.0
+    stage1_max_minutes: float | None = 25.0
+    stage1_max_length: int = 64  # the corpus is cut to task-like lengths: SST-2 averages 25 tokens
     stage2_epochs: float = 3.0
     augment: int = DEFAULT_AUGMENT
     batch_size: int = 32
@@ -43,6 +46,12 @@ class Preset:
     teacher_max_steps: int | None = None
     stage1_max_steps: int | None = None
     stage2_max_steps: int | None = None
+    # a teacher from scratch (languages without an installed BERT): MLM pre-training budget and
+    # the fine-tuning learning rate such a small teacher needs
+    scratch_minutes: float | None = 40.0
+    scratch_max_steps: int | None = None
+    scratch_shape: dict | None = None
+    scratch_finetune_lr: float = 3e-4
 
 
 PRESETS = {
@@ -55,7 +64,8 @@ PRESETS = {
     "tiny": Preset(shape=dict(num_hidden_layers=1, hidden_size=64, num_attention_heads=4, time_steps=2),
                    teacher_epochs=1.0, stage1_max_texts=64, stage1_max_minutes=None, stage2_epochs=1.0, augment=1,
                    batch_size=16, max_length=48, limit=96, teacher_max_steps=4, stage1_max_steps=3,
-                   stage2_max_steps=6),
+                   stage2_max_steps=6, scratch_minutes=None, scratch_max_steps=3,
+                   scratch_shape=dict(layers=1, hidden=64, heads=4)),
 }
 
 
@@ -68,6 +78,31 @@ def default_corpus(language: str) -> list[str]:
     if not files:
         raise SpikeBertError(f"{Path(root) / language}: no *.txt corpus files (from {CORPORA_ENV})")
     return files
+
+
+def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, seed: int, log) -> Path:
+    """Tokenizer and MLM pre-training on the language's corpus, reused by every task of it."""
+    from .pretrain import PRETRAIN_DEFAULTS, pretrain_teacher
+    from .stages import read_corpus
+    from .trainer import TrainArgs
+    from .wordpiece import train_tokenizer
+
+    folder = work / f"teacher-{language}-{preset}"
+    if _finished(folder) is not None:
+        log(f"[teacher pretrain] reusing {folder}")
+        return folder
+    files = corpus or default_corpus(language)
+    texts = read_corpus(files, p.stage1_max_texts * 4 if p.stage1_max_texts else None)
+    tokenizer_dir = folder / "tokenizer"
+    if not (tokenizer_dir / "tokenizer.json").exists():
+        log(f"[tokenizer] -> {tokenizer_dir}")
+        train_tokenizer(texts, tokenizer_dir, sources=files)
+    log(f"[teacher pretrain] -> {folder}")
+    pretrain_teacher(texts, str(tokenizer_dir), TrainArgs(**{
+        **PRETRAIN_DEFAULTS, "output": str(folder), "seed": seed, "max_minutes": p.scratch_minutes,
+        "max_steps": p.scratch_max_steps, "batch_size": p.batch_size, "resume": True}),
+        shape=p.scratch_shape, max_length=p.max_length)
+    return folder
 
 
 def _finished(folder: Path) -> dict | None:
@@ -91,12 +126,13 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
     shape = {**p.shape, **(shape or {})}
     train = load_data(task, "train", data_dir, limit=p.limit)
     dev = load_data(task, "dev", data_dir)
+    work = Path(workdir)
+    finetune_lr = None
     if teacher is None and train.language != "en":
-        raise SpikeBertError(f"task {task} is {train.language}: give --teacher (a BERT for that language; "
-                             "`spikebert teacher pretrain` makes one from a corpus)")
+        teacher = str(scratch_teacher(train.language, work, preset, p, corpus, seed, log))
+        finetune_lr = p.scratch_finetune_lr
     teacher_path = resolve_teacher(teacher)
     teacher_id = Path(teacher_path).name if Path(teacher_path).name != "model" else Path(teacher_path).parent.name
-    work = Path(workdir)
     report: dict = {"task": task, "preset": preset, "teacher": teacher_path, "stages": {}}
     times = {}
 
@@ -117,7 +153,8 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
 
     teacher_dir = work / task / "teacher"
     stage("teacher", teacher_dir, lambda: finetune_teacher(train, dev, TrainArgs(**{
-        **TEACHER_DEFAULTS, "output": str(teacher_dir), "seed": seed, "epochs": p.teacher_epochs,
+        **TEACHER_DEFAULTS, **({"lr": finetune_lr} if finetune_lr else {}), "output": str(teacher_dir), "seed": seed,
+        "epochs": p.teacher_epochs,
         "max_steps": p.teacher_max_steps, "batch_size": p.batch_size, "resume": True}), teacher_path, p.max_length))
 
     stage1_dir = work / f"stage1-{teacher_id}-{preset}"
@@ -125,7 +162,7 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
     stage("stage1", stage1_dir, lambda: pretrain_distill(teacher_path, files, TrainArgs(**{
         **STAGE1_DEFAULTS, "output": str(stage1_dir), "seed": seed, "epochs": p.stage1_epochs,
         "max_steps": p.stage1_max_steps, "max_minutes": p.stage1_max_minutes, "batch_size": p.batch_size,
-        "resume": True}), shape, p.max_length, None, p.stage1_max_texts))
+        "resume": True}), shape, min(p.stage1_max_length, p.max_length), None, p.stage1_max_texts, shuffle_seed=seed))
 
     snn_dir = work / task / "snn"
     m2 = stage("stage2", snn_dir, lambda: task_distill(train, dev, str(teacher_dir), TrainArgs(**{
@@ -150,6 +187,6 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
         e["plots"] = save_plots(e, energy_dir)
         write_json(energy_dir / "energy.json", e)
         report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
-        report["energy"]["spike_residual_ratio"] = e["snn_spike_residual"]["energy_ratio"]
+        report["energy"]["dense_residual_ratio"] = e["snn_dense_residual"]["energy_ratio"]
     write_json(work / task / "report.json", report)
     return report

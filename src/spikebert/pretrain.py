@@ -161,10 +161,10 @@ def bert_config(vocab_size: int, pad_token_id: int, layers: int | None = None, h
                 heads: int | None = None, intermediate: int | None = None, max_position_embeddings: int = 512):
     from transformers import BertConfig
 
-    layers = layers or DEFAULT_SHAPE["layers"]
-    hidden = hidden or DEFAULT_SHAPE["hidden"]
-    heads = heads or DEFAULT_SHAPE["heads"]
-    intermediate = intermediate or 4 * hidden
+    layers = DEFAULT_SHAPE["layers"] if layers is None else layers
+    hidden = DEFAULT_SHAPE["hidden"] if hidden is None else hidden
+    heads = DEFAULT_SHAPE["heads"] if heads is None else heads
+    intermediate = 4 * hidden if intermediate is None else intermediate
     for name, v in (("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--intermediate", intermediate)):
         if v < 1:
             raise SpikeBertError(f"{name} must be at least 1, not {v}")

@@ -14,7 +14,7 @@ import torch
 
 from .augment import AugmentConfig, augment
 from .batching import Encoded, encode_examples, tokenize
-from .checkpoint import publish_model, write_json
+from .checkpoint import check_output_dir, publish_model, write_json
 from .data import TaskData
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
                       teacher_word_embeddings)
@@ -29,8 +29,9 @@ STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule
 DIRECT_DEFAULTS = dict(epochs=5.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
 
 
-def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
-    """One text a line, UTF-8, blank lines skipped; ``limit`` texts at most (over all files)."""
+def read_corpus(files: list[str], limit: int | None = None, shuffle_seed: int | None = None) -> list[str]:
+    """One text a line, UTF-8, blank lines skipped. ``limit`` texts at most: the first ones, or with
+    ``shuffle_seed`` a seeded sample drawn from all files alike."""
     texts: list[str] = []
     for f in files:
         p = Path(f)
@@ -42,12 +43,17 @@ def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
                     line = line.strip()
                     if line:
                         texts.append(line)
-                        if limit is not None and len(texts) >= limit:
+                        if limit is not None and shuffle_seed is None and len(texts) >= limit:
                             return texts
             except UnicodeDecodeError as e:
                 raise SpikeBertError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start} of a chunk)") from None
     if not texts:
-        raise SpikeBertError(f"{', '.join(files)}: the corpus holds no text")
+        raise SpikeBertError(f"{', '.join(map(str, files))}: the corpus holds no text")
+    if shuffle_seed is not None:
+        import random
+
+        random.Random(shuffle_seed).shuffle(texts)
+        texts = texts[:limit]
     return texts
 
 
@@ -67,7 +73,8 @@ def _load_teacher_encoder(path: str):
 
 
 def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, shape: dict | None = None,
-                     max_length: int = 128, layer_map: str | None = None, limit: int | None = None) -> dict:
+                     max_length: int = 128, layer_map: str | None = None, limit: int | None = None,
+                     shuffle_seed: int | None = None) -> dict:
     """Stage 1: align the student's per-block features with the teacher's hidden states."""
     path = resolve_teacher(teacher)
     acc = make_accelerator(args.seed)
@@ -77,7 +84,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     student = SpikeBertForSequenceClassification(config)
     student.init_embeddings_from(teacher_word_embeddings(teacher_model))
     lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
-    texts = read_corpus(corpus, limit)
+    texts = read_corpus(corpus, limit, shuffle_seed)
     data = Encoded(tokenize(tokenizer, texts, max_length))
     args.pad_token_id = tokenizer.pad_token_id or 0
     aligner = FeatureAligner(student, lmap)
@@ -146,6 +153,7 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
                  shape: dict | None = None, max_length: int = 128, layer_map: str | None = None,
                  cache_dir: str | None = None) -> dict:
     """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels)."""
+    check_output_dir(args.output)  # before the augmentation cache is written into it
     acc = make_accelerator(args.seed)
     teacher_model, tokenizer = load_classifier(teacher, num_labels=train.num_labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
@@ -207,6 +215,7 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
                            {"tokenizer": path, "max_length": max_length})
 
 
+
 def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra) -> dict:
     """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics."""
     evaluate_dev = dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id)
@@ -222,7 +231,7 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
     t0 = time.time()
     result = fit(trainable, data, args, loss_fn, evaluate, on_best, accelerator=acc, desc=kind)
     metrics = {"kind": kind, "task": train.name, "dev_accuracy": result.best_score,
-               "dev_macro_f1": best.get("macro_f1"), "best_step": result.best_step, "steps": result.step,
+               "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step, "steps": result.step,
                "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),
                "seconds": round(time.time() - t0, 1), "history": result.history,
                "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}

@@ -20,6 +20,7 @@ from .metrics import dev_evaluator
 from .models import load_tokenizer, resolve_teacher
 from .trainer import TrainArgs, fit, make_accelerator
 
+
 TEACHER_DEFAULTS = dict(epochs=2.0, lr=5e-5, batch_size=32, warmup=0.1, schedule="linear", save_every=100)
 
 
@@ -69,7 +70,8 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
     result = fit(model, train_set, args, loss_fn, dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id),
                  on_best, accelerator=acc, desc="teacher finetune")
     metrics = {"kind": "teacher", "task": train.name, "teacher": resolve_teacher(teacher),
-               "dev_accuracy": result.best_score, "dev_macro_f1": best.get("macro_f1"), "best_step": result.best_step,
+               "dev_accuracy": result.best_score,
+               "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step,
                "steps": result.step, "train_examples": len(train_set), "dev_examples": len(dev_set),
                "seconds": round(time.time() - t0, 1), "history": result.history,
                "args": {**asdict(args), "max_length": max_length}}

@@ -59,6 +59,10 @@ class FitResult:
     seconds: float = 0.0
     stopped_by: str = "epochs"
 
+    def best_record(self) -> dict:
+        """The dev record of the best step (a resumed run may not have made that evaluation itself)."""
+        return next((h for h in self.history if h.get("step") == self.best_step), {})
+
 
 def make_accelerator(seed: int):
     from accelerate import Accelerator
@@ -179,14 +183,18 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
     model.train()
     while step < total:
         epoch, skip = divmod(step, steps_per_epoch)
+        # accelerate's loader re-sets the sampler's epoch to its own counter when iterated, and that
+        # counter only advances on an exhausted loader: keep both at the true epoch
+        prepared_loader.set_epoch(epoch)
         sampler.set_epoch(epoch)
         batches = acc.skip_first_batches(prepared_loader, skip) if skip else prepared_loader
         for batch in batches:
             loss, terms = loss_fn(model, batch)
             if not torch.isfinite(loss):
+                bar.close()  # the error line must not be glued to the progress bar
                 last = latest_checkpoint(out)
                 raise SpikeBertError(f"the loss became {loss.item()} at step {step + 1}; stopped. "
-                                     f"The last good checkpoint is {last or '(none yet)'}; try a lower --lr")
+                                     f"The last checkpoint, {last or '(none yet)'}, is kept; try a lower --lr")
             acc.backward(loss)
             if args.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)

@@ -66,8 +66,8 @@ def _format_report(r: dict) -> str:
               f"{r['snn_energy_mj']:>9.4f} {_si(r['ann']['macs']):>9} {r['ann_energy_mj']:>9.4f}", "",
               f"SNN / ANN energy: {r['energy_ratio']:.2%}  ({r['snn_energy_mj']:.4f} mJ vs {r['ann_energy_mj']:.4f} mJ"
               " per sentence, estimated)",
-              f"  with the residual split into embedding (MACs once) and spikes (ACs): "
-              f"{r['snn_spike_residual']['energy_ratio']:.2%} ({r['snn_spike_residual']['energy_mj']:.4f} mJ)"]
+              f"  counting the residual stream as a dense input at every step instead: "
+              f"{r['snn_dense_residual']['energy_ratio']:.2%} ({r['snn_dense_residual']['energy_mj']:.4f} mJ)"]
     if "accuracy" in r:
         lines.append(f"SNN accuracy on these texts: {r['accuracy']:.2%}")
     if "timing" in r:

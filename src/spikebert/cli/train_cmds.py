@@ -66,10 +66,11 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     from ..metrics import evaluate_dataset, format_report
     from ..models import load_classifier
 
+    data = load_data(task, split, data_dir, file, text_column, label_column) if task else None
     clf, tokenizer = load_classifier(model)
-    labels = tuple(clf.config.id2label[i] for i in range(clf.config.num_labels))
-    data = load_data(task, split, data_dir, file, text_column, label_column,
-                     labels=None if task else labels)
+    if data is None:  # a user file: its labels are the model's classes
+        labels = tuple(clf.config.id2label[i] for i in range(clf.config.num_labels))
+        data = load_data(None, split, data_dir, file, text_column, label_column, labels=labels)
     if len(data.labels) != clf.config.num_labels:
         from ..errors import SpikeBertError
 
