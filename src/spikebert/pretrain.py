@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from .batching import Collator, Encoded, tokenize
 from .checkpoint import latest_checkpoint, publish_model, write_json
 from .errors import SpikeBertError
-from .trainer import TrainArgs, fit, make_accelerator
+from .trainer import TrainArgs, fit, last_logged, make_accelerator
 
 PRETRAIN_DEFAULTS = dict(epochs=None, lr=5e-4, batch_size=32, warmup=0.06, schedule="linear", save_every=200,
                          eval_every=200)
@@ -273,7 +273,7 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
                "seconds": round(time.time() - t0, 1), "steps_per_second": None,
                "heldout_loss_at_start": start["loss"] if start else None,
                "heldout_loss": best.get("loss"), "heldout_perplexity": best.get("perplexity"),
-               "heldout_mlm_accuracy": best.get("mlm_accuracy"), "final_train_loss": _last_loss(args.output),
+               "heldout_mlm_accuracy": best.get("mlm_accuracy"), "final_train_loss": last_logged(args.output),
                "parameters": n_params, "bert": config.to_diff_dict(), "history": result.history,
                "args": {**asdict(args), "max_length": max_length, "eval_texts": eval_texts}}
     if result.seconds > 0:
@@ -282,13 +282,3 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
         write_json(Path(args.output) / "metrics.json", metrics)
     return metrics
 
-
-def _last_loss(folder) -> float | None:
-    import json
-
-    log = Path(folder) / "log.jsonl"
-    if not log.exists():
-        return None
-    losses = [json.loads(ln).get("loss") for ln in log.read_text().splitlines() if ln.strip()]
-    losses = [x for x in losses if x is not None]
-    return losses[-1] if losses else None

@@ -14,6 +14,7 @@ import torch
 
 from .augment import AugmentConfig, augment
 from .batching import Encoded, encode_examples, tokenize
+from .corpus import load_corpus
 from .checkpoint import check_output_dir, publish_model, write_json
 from .data import TaskData
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
@@ -22,7 +23,7 @@ from .errors import SpikeBertError
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from .models import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
-from .trainer import TrainArgs, fit, make_accelerator
+from .trainer import TrainArgs, fit, last_logged, make_accelerator
 
 STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
 STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
@@ -84,8 +85,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     student = SpikeBertForSequenceClassification(config)
     student.init_embeddings_from(teacher_word_embeddings(teacher_model))
     lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
-    texts = read_corpus(corpus, limit, shuffle_seed)
-    data = Encoded(tokenize(tokenizer, texts, max_length))
+    data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
     args.pad_token_id = tokenizer.pad_token_id or 0
     aligner = FeatureAligner(student, lmap)
 
@@ -100,24 +100,14 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
 
     t0 = time.time()
     result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
-    metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(texts),
+    metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(data),
                "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
-               "final_loss": _last_loss(args.output), "seconds": round(time.time() - t0, 1),
+               "final_loss": last_logged(args.output), "seconds": round(time.time() - t0, 1),
                "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)
     return metrics
 
-
-def _last_loss(folder) -> float | None:
-    import json
-
-    log = Path(folder) / "log.jsonl"
-    if not log.exists():
-        return None
-    losses = [json.loads(ln).get("loss") for ln in log.read_text().splitlines() if ln.strip()]
-    losses = [x for x in losses if x is not None]
-    return losses[-1] if losses else None
 
 
 def load_student_init(init: str, num_labels: int, labels: tuple[str, ...], shape: dict | None = None):

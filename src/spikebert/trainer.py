@@ -97,6 +97,16 @@ class JsonlLog:
                 fh.write(json.dumps(record) + "\n")
 
 
+def last_logged(folder, key: str = "loss") -> float | None:
+    """The last value of ``key`` in a run's ``log.jsonl`` (None if it never logged one)."""
+    log = Path(folder) / "log.jsonl"
+    if not log.exists():
+        return None
+    values = [json.loads(ln).get(key) for ln in log.read_text().splitlines() if ln.strip()]
+    values = [v for v in values if v is not None]
+    return values[-1] if values else None
+
+
 def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module, object], dict] | None = None,

@@ -1,0 +1,92 @@
+"""Unlabelled corpora for stage 1, read through Hugging Face ``datasets``.
+
+Text files (one text a line) and hub datasets alike become an Arrow table on disk, memory-mapped
+rather than loaded, and are tokenised by ``datasets.map`` into a cached on-disk column: a corpus far
+larger than memory (BookCorpus and Wikipedia at paper scale) works, and only the token counts of
+the texts (4 bytes each) are held in memory, for length-bucketed batching.
+
+A source is a text file, or ``hub:NAME[:CONFIG]`` for a hub dataset with a ``text`` column (for
+users with a network). Blank lines are dropped; ``limit`` keeps the first texts or, with a
+``shuffle_seed``, a seeded sample over all sources.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from .errors import SpikeBertError
+
+
+class ArrowEncoded(Dataset):
+    """Token ids in an Arrow table (``input_ids``, ``length``): what :func:`spikebert.trainer.fit`
+    takes in place of an in-memory :class:`spikebert.batching.Encoded`."""
+
+    labels = None
+
+    def __init__(self, table):
+        self.table = table
+
+    def __len__(self):
+        return len(self.table)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.table[int(i)]["input_ids"], "index": int(i)}
+
+    def lengths(self) -> list[int]:
+        return list(self.table["length"])
+
+
+def _load_source(source: str):
+    import datasets
+
+    if source.startswith("hub:"):
+        name, _, config = source[4:].partition(":")
+        try:
+            ds = datasets.load_dataset(name, config or None, split="train")
+        except Exception as e:
+            raise SpikeBertError(f"corpus {source}: the hub dataset could not be loaded (offline?) "
+                                 f"[{type(e).__name__}]") from None
+        if "text" not in ds.column_names:
+            raise SpikeBertError(f"corpus {source}: no 'text' column (has {', '.join(ds.column_names)})")
+        return ds.select_columns(["text"])
+    path = Path(source)
+    if not path.is_file():
+        raise SpikeBertError(f"{path}: no such corpus file (a hub dataset is written hub:NAME)")
+    try:
+        return datasets.load_dataset("text", data_files=str(path), split="train", encoding="utf-8")
+    except Exception as e:  # undecodable bytes and the like surface here, wrapped by datasets
+        cause = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise SpikeBertError(f"{path}: cannot read the corpus ({type(cause).__name__}: "
+                             f"{str(cause).splitlines()[0] if str(cause) else ''})") from None
+
+
+def load_corpus(sources: list[str], tokenizer, max_length: int = 128, limit: int | None = None,
+                shuffle_seed: int | None = None) -> ArrowEncoded:
+    import datasets
+
+    if not sources:
+        raise SpikeBertError("no corpus given")
+    parts = [_load_source(str(s)) for s in sources]
+    ds = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    ds = ds.map(lambda b: {"text": [t.strip() for t in b["text"]]}, batched=True, desc="strip")
+    ds = ds.filter(lambda b: [bool(t) for t in b["text"]], batched=True, desc="drop blank lines")
+    if len(ds) == 0:
+        raise SpikeBertError(f"{', '.join(map(str, sources))}: the corpus holds no text")
+    if shuffle_seed is not None:
+        order = list(range(len(ds)))
+        random.Random(shuffle_seed).shuffle(order)
+        ds = ds.select(order[:limit] if limit else order)
+    elif limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+
+    def encode(batch):
+        ids = tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]
+        return {"input_ids": ids, "length": [len(x) for x in ids]}
+
+    ds = ds.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenise")
+    return ArrowEncoded(ds)
