@@ -50,6 +50,7 @@ def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_
     assert m["augmented_texts"] > 0 and m["train_examples"] == 64 + m["augmented_texts"]
     terms = {k for r in (json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()) for k in r}
     assert {"ce", "kl", "rep", "emb", "lr", "loss"} <= terms
+    assert (out / "training.png").stat().st_size > 10_000  # the run's curves, for a person to look at
     # the folder holds the best model: evaluating it gives the recorded best dev accuracy
     capsys.readouterr()
     assert run_cli(["evaluate", "--model", out, "--task", "sst2", "--data-dir", mini_sst2_dir, "--max-length", "48",

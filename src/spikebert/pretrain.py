@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from .batching import Collator, Encoded, tokenize
 from .checkpoint import latest_checkpoint, publish_model, write_json
 from .errors import SpikeBertError
+from .plots import plot_log
 from .trainer import TrainArgs, fit, last_logged, make_accelerator
 
 PRETRAIN_DEFAULTS = dict(epochs=None, lr=5e-4, batch_size=32, warmup=0.06, schedule="linear", save_every=200,
@@ -280,5 +281,6 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
         metrics["steps_per_second"] = round(result.step / result.seconds, 3)
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)
+        plot_log(args.output)
     return metrics
 

@@ -20,6 +20,7 @@ from .data import TaskData
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
                       teacher_word_embeddings)
 from .errors import SpikeBertError
+from .plots import plot_log
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from .models import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
@@ -106,6 +107,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
                "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)
+        plot_log(args.output)
     return metrics
 
 
@@ -227,4 +229,5 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
                "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)
+        plot_log(args.output)
     return metrics

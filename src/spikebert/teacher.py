@@ -16,6 +16,7 @@ from .batching import encode_examples
 from .checkpoint import publish_model, write_json
 from .data import TaskData
 from .errors import SpikeBertError
+from .plots import plot_log
 from .metrics import dev_evaluator
 from .models import load_tokenizer, resolve_teacher
 from .trainer import TrainArgs, fit, make_accelerator
@@ -77,6 +78,7 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
                "args": {**asdict(args), "max_length": max_length}}
     if acc.is_main_process:
         write_json(f"{args.output}/metrics.json", metrics)
+        plot_log(args.output)
     return metrics
 
 

@@ -96,6 +96,7 @@ LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pair
 
 
 def shape_of(depth, width, heads, time_steps, tau, threshold, position_embeddings=None) -> dict:
+    """The student-shape flags as SpikeBertConfig fields (unset flags left out)."""
     shape = dict(num_hidden_layers=depth, hidden_size=width, num_attention_heads=heads, time_steps=time_steps,
                  tau=tau, threshold=threshold, position_embeddings=position_embeddings)
     return {k: v for k, v in shape.items() if v is not None}
@@ -158,14 +159,15 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
-        time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, save_every: SaveEvery = None):
+        time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, save_every: SaveEvery = None,
+        positions: bool = typer.Option(None, "--positions/--no-positions", help="learned position embeddings")):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
     from ..stages import DIRECT_DEFAULTS, train_direct
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, DIRECT_DEFAULTS, save_every)
-    m = train_direct(train, dev, args, tokenizer_from, shape_of(depth, width, heads, time_steps, tau, threshold),
-                     max_length)
+    m = train_direct(train, dev, args, tokenizer_from,
+                     shape_of(depth, width, heads, time_steps, tau, threshold, positions), max_length)
     print(f"direct: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
