@@ -49,14 +49,17 @@ def patch_neurons(model, kind: str):
             m.forward = fwd
 
 
-def one(config: str, neuron: str, batch: int, length: int, time_steps: int, steps: int, threads: int | None):
+def one(config: str, neuron: str, batch: int, length: int, time_steps: int, steps: int, threads: int | None,
+        checkpoint_tokens: int | None = None, max_batch_tokens: int | None = None):
     import torch
     from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+    from spikebert.trainer import micro_batches
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = SpikeBertConfig(vocab_size=30522, num_labels=2, time_steps=time_steps, **CONFIGS[config])
+    extra = {} if checkpoint_tokens is None else {"checkpoint_tokens": checkpoint_tokens}
+    cfg = SpikeBertConfig(vocab_size=30522, num_labels=2, time_steps=time_steps, **CONFIGS[config], **extra)
     model = SpikeBertForSequenceClassification(cfg)
     patch_neurons(model, neuron)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -66,10 +69,12 @@ def one(config: str, neuron: str, batch: int, length: int, time_steps: int, step
     times = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
-        out = model(ids, mask, labels=labels)
-        feats = model.distill_features(out.hidden_states)
-        loss = out.loss + sum(f.square().mean() for f in feats) * 0.0
-        loss.backward()
+        # as the trainer steps: batches over max_batch_tokens token slots as accumulated micro-batches
+        for part in micro_batches({"input_ids": ids, "mask": mask, "labels": labels}, max_batch_tokens):
+            out = model(part["input_ids"], part["mask"], labels=part["labels"])
+            feats = model.distill_features(out.hidden_states)
+            loss = out.loss + sum(f.square().mean() for f in feats) * 0.0
+            (loss * len(part["input_ids"]) / batch).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i:  # the first step warms up allocators and kernels
@@ -93,11 +98,16 @@ def main():
     ap.add_argument("--time-steps", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--max-batch-tokens", type=int, default=1024,
+                    help="the trainer's micro-batch budget (token slots); 0: the whole batch at once")
+    ap.add_argument("--checkpoint-tokens", type=int, default=None,
+                    help="override the config's activation-checkpointing threshold (0: always, -1: never)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:  # one measurement per fresh process, so peak memory is this run's own
         config, neuron, batch = a.child.split(":")
-        print(json.dumps(one(config, neuron, int(batch), a.length, a.time_steps, a.steps, a.threads)))
+        print(json.dumps(one(config, neuron, int(batch), a.length, a.time_steps, a.steps, a.threads,
+                             a.checkpoint_tokens, a.max_batch_tokens)))
         return
     print(f"{'config':<8} {'neuron':<12} {'B':>3} {'L':>4} {'T':>2} {'step s':>8} {'infer ms/sent':>14} {'peak GiB':>9}")
     for config in a.only.split(","):
@@ -107,6 +117,9 @@ def main():
                    "--time-steps", str(a.time_steps), "--steps", str(a.steps)]
             if a.threads:
                 cmd += ["--threads", str(a.threads)]
+            cmd += ["--max-batch-tokens", str(a.max_batch_tokens)]
+            if a.checkpoint_tokens is not None:
+                cmd += ["--checkpoint-tokens", str(a.checkpoint_tokens)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode:
                 print(f"{config:<8} {neuron:<12} failed: {res.stderr.strip().splitlines()[-1]}")

@@ -166,3 +166,17 @@ def test_compiled_neuron_kernels_match_eager(monkeypatch):
         results.append((spikes.detach(), xi.grad))
     assert torch.equal(results[0][0], results[1][0])
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
+def test_recomputing_activations_gives_the_same_gradients():
+    """Large batches recompute each sub-layer in backward (config.checkpoint_tokens): same result."""
+    ids, mask = batch(b=3, length=12)
+    labels = torch.tensor([0, 1, 2])
+    grads = []
+    for limit in (-1, 0):  # never, always
+        model = small(threshold=0.3, checkpoint_tokens=limit)
+        model(ids, mask, labels=labels).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name

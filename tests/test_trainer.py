@@ -50,3 +50,26 @@ def test_every_epoch_has_its_own_order_and_resume_replays_it(tmp_path):
     resumed = TrainArgs(output=str(tmp_path / "b"), epochs=3, batch_size=8, save_every=4, lr=1e-3, resume=True)
     fit(Recorder(), data, resumed, loss_fn)
     assert seen == reference[8:]
+
+
+def test_micro_batches_make_the_same_step_as_the_whole_batch():
+    from spikebert.trainer import micro_batches
+
+    torch.manual_seed(0)
+    batch = {"input_ids": torch.randint(0, 9, (8, 6)), "labels": torch.randint(0, 2, (8,))}
+    parts = micro_batches(batch, max_tokens=20)
+    assert [p["input_ids"].shape[0] for p in parts] == [3, 3, 2]  # 3 rows × 6 = 18 slots fit in 20
+    assert torch.equal(torch.cat([p["input_ids"] for p in parts]), batch["input_ids"])
+    assert micro_batches(batch, max_tokens=48) == [batch] and micro_batches(batch, None) == [batch]
+
+    layer = torch.nn.Linear(6, 2)
+
+    def loss_of(b):
+        return torch.nn.functional.cross_entropy(layer(b["input_ids"].float()), b["labels"])
+
+    loss_of(batch).backward()
+    whole = layer.weight.grad.clone()
+    layer.weight.grad = None
+    for p in parts:
+        (loss_of(p) * p["input_ids"].shape[0] / 8).backward()
+    assert torch.allclose(layer.weight.grad, whole, atol=1e-6)

@@ -35,7 +35,7 @@ class SpikeBertConfig(PretrainedConfig):
                  attention_scale: float = 0.125, max_position_embeddings: int = 512,
                  position_embeddings: bool = False, teacher_hidden_size: int | None = None,
                  layer_norm_eps: float = 1e-5, initializer_range: float = 0.02, pad_token_id: int = 0,
-                 **kwargs):
+                 checkpoint_tokens: int = -1, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
@@ -58,6 +58,9 @@ class SpikeBertConfig(PretrainedConfig):
         self.teacher_hidden_size = teacher_hidden_size or hidden_size
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        # training recomputes a block's activations in backward instead of keeping them once a batch
+        # holds more than this many token slots (batch × length); 0: always, -1: never
+        self.checkpoint_tokens = checkpoint_tokens
 
 
 def _lif(config: SpikeBertConfig, name: str, threshold: float | None = None) -> LIF:
@@ -129,7 +132,10 @@ class SpikeBertBlock(nn.Module):
         self.attention = SpikingSelfAttention(config, layer)
         self.mlp = SpikingMLP(config, layer)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, recompute: bool = False):
+        if recompute:  # keep only each sub-layer's input; recompute its activations in backward
+            x = x + torch.utils.checkpoint.checkpoint(self.attention, x, mask, use_reentrant=False)
+            return x + torch.utils.checkpoint.checkpoint(self.mlp, x, mask, use_reentrant=False)
         x = x + self.attention(x, mask)
         return x + self.mlp(x, mask)
 
@@ -182,11 +188,11 @@ class SpikeBertModel(SpikeBertPreTrainedModel):
         mask = attention_mask
         x = x.unsqueeze(0).repeat(self.config.time_steps, 1, 1, 1)
         layer_means = []
+        limit = self.config.checkpoint_tokens
+        recompute = self.training and torch.is_grad_enabled() and (
+            self.gradient_checkpointing or (limit is not None and limit >= 0 and B * L > limit))
         for block in self.layers:
-            if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(block, x, mask, use_reentrant=False)
-            else:
-                x = block(x, mask)
+            x = block(x, mask, recompute)
             layer_means.append(x.mean(0))
         return self.final_norm(x), layer_means
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,6 +46,7 @@ class TrainArgs:
     schedule: str = "cosine"
     max_grad_norm: float = 1.0
     save_every: int = 200  # steps; checkpoints also at every epoch end
+    max_batch_tokens: int | None = 1024  # larger batches (batch × length) run as accumulated micro-batches
     eval_every: int | None = None  # steps; None: at each epoch end
     resume: bool = False
     pad_token_id: int = 0
@@ -95,6 +97,16 @@ class JsonlLog:
         if self.enabled:
             with open(self.path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+
+
+def micro_batches(batch: dict, max_tokens: int | None) -> list[dict]:
+    """The batch, or equal slices of it whose token slots (rows × padded length) fit ``max_tokens``:
+    one optimiser step over them, gradients accumulated, is the step over the whole batch."""
+    rows, length = batch["input_ids"].shape
+    if not max_tokens or rows * length <= max_tokens or rows == 1:
+        return [batch]
+    size = max(1, max_tokens // length)
+    return [{k: v[i:i + size] for k, v in batch.items()} for i in range(0, rows, size)]
 
 
 def last_logged(folder, key: str = "loss") -> float | None:
@@ -199,13 +211,24 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         sampler.set_epoch(epoch)
         batches = acc.skip_first_batches(prepared_loader, skip) if skip else prepared_loader
         for batch in batches:
-            loss, terms = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                bar.close()  # the error line must not be glued to the progress bar
-                last = latest_checkpoint(out)
-                raise SpikeBertError(f"the loss became {loss.item()} at step {step + 1}; stopped. "
-                                     f"The last checkpoint, {last or '(none yet)'}, is kept; try a lower --lr")
-            acc.backward(loss)
+            parts = micro_batches(batch, args.max_batch_tokens)
+            rows = batch["input_ids"].shape[0]
+            loss, terms = 0.0, {}
+            for i, part in enumerate(parts):
+                share = part["input_ids"].shape[0] / rows
+                # gradients are synchronised across processes once, on the last micro-batch
+                with (acc.no_sync(model) if i < len(parts) - 1 else nullcontext()):
+                    part_loss, part_terms = loss_fn(model, part)
+                    if not torch.isfinite(part_loss):
+                        bar.close()  # the error line must not be glued to the progress bar
+                        last = latest_checkpoint(out)
+                        raise SpikeBertError(f"the loss became {part_loss.item()} at step {step + 1}; stopped. "
+                                             f"The last checkpoint, {last or '(none yet)'}, is kept; try a lower --lr")
+                    acc.backward(part_loss * share)
+                loss = loss + part_loss.detach() * share
+                for k, v in part_terms.items():
+                    terms[k] = terms.get(k, 0.0) + v.detach() * share
+            loss = torch.as_tensor(loss)
             if args.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
