@@ -14,16 +14,16 @@ import torch
 
 from .augment import AugmentConfig, augment
 from .batching import Encoded, encode_examples, tokenize
-from .corpus import load_corpus
 from .checkpoint import check_output_dir, publish_model, write_json
+from .corpus import load_corpus
 from .data import TaskData
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
                       teacher_word_embeddings)
 from .errors import SpikeBertError
-from .plots import plot_log
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from .models import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
+from .plots import plot_log
 from .trainer import TrainArgs, fit, last_logged, make_accelerator
 
 STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
@@ -31,9 +31,9 @@ STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule
 DIRECT_DEFAULTS = dict(epochs=5.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
 
 
-def read_corpus(files: list[str], limit: int | None = None, shuffle_seed: int | None = None) -> list[str]:
-    """One text a line, UTF-8, blank lines skipped. ``limit`` texts at most: the first ones, or with
-    ``shuffle_seed`` a seeded sample drawn from all files alike."""
+def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
+    """One text a line, UTF-8, blank lines skipped, the first ``limit`` at most: in memory, for
+    tokenizer training and teacher pre-training (stage 1 reads through :mod:`spikebert.corpus`)."""
     texts: list[str] = []
     for f in files:
         p = Path(f)
@@ -45,17 +45,12 @@ def read_corpus(files: list[str], limit: int | None = None, shuffle_seed: int | 
                     line = line.strip()
                     if line:
                         texts.append(line)
-                        if limit is not None and shuffle_seed is None and len(texts) >= limit:
+                        if limit is not None and len(texts) >= limit:
                             return texts
             except UnicodeDecodeError as e:
                 raise SpikeBertError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start} of a chunk)") from None
     if not texts:
         raise SpikeBertError(f"{', '.join(map(str, files))}: the corpus holds no text")
-    if shuffle_seed is not None:
-        import random
-
-        random.Random(shuffle_seed).shuffle(texts)
-        texts = texts[:limit]
     return texts
 
 
