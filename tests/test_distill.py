@@ -155,4 +155,8 @@ def test_run_tiny_chinese_builds_its_own_teacher(data_dir, tmp_path, monkeypatch
     assert json.loads((scratch / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
     snn = json.loads((work / "chnsenti" / "snn" / "config.json").read_text())
     assert snn["model_type"] == "spikebert" and snn["vocab_size"] == json.loads((scratch / "config.json").read_text())["vocab_size"]
-    assert set(report["stages"]) == {"teacher", "stage1", "stage2"}
+    assert set(report["stages"]) == {"teacher_pretrain", "teacher", "stage1", "stage2"}
+    assert report["stages"]["teacher_pretrain"]["heldout_mlm_loss"] > 0
+    # the task's train texts (never dev) join the corpus; waimai is not in this data folder
+    sources = json.loads((scratch / "metrics.json").read_text())["sources"]
+    assert sources["task_train_texts"] == {"chnsenti": 64}

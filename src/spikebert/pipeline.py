@@ -36,9 +36,9 @@ class Preset:
     teacher_epochs: float = 2.0
     stage1_epochs: float = 1.0
     stage1_max_texts: int | None = 40000
-    stage1_max_minutes: float | None = 25.0
+    stage1_max_minutes: float | None = None
     stage1_max_length: int = 64  # the corpus is cut to task-like lengths: SST-2 averages 25 tokens
-    stage2_epochs: float = 3.0
+    stage2_epochs: float = 2.0
     augment: int = DEFAULT_AUGMENT
     batch_size: int = 32
     max_length: int = 128
@@ -48,10 +48,12 @@ class Preset:
     stage2_max_steps: int | None = None
     # a teacher from scratch (languages without an installed BERT): MLM pre-training budget and
     # the fine-tuning learning rate such a small teacher needs
-    scratch_minutes: float | None = 40.0
+    scratch_epochs: float | None = 1.0
+    scratch_minutes: float | None = 45.0
     scratch_max_steps: int | None = None
     scratch_shape: dict | None = None
     scratch_finetune_lr: float = 3e-4
+    scratch_finetune_epochs: float = 3.0
 
 
 PRESETS = {
@@ -80,10 +82,12 @@ def default_corpus(language: str) -> list[str]:
     return files
 
 
-def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, seed: int, log) -> Path:
-    """Tokenizer and MLM pre-training on the language's corpus, reused by every task of it."""
-    from .pretrain import PRETRAIN_DEFAULTS, pretrain_teacher
-    from .stages import read_corpus
+def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, seed: int, log,
+                    data_dir=None) -> Path:
+    """Tokenizer and MLM pre-training on the language's corpus plus the *train* texts of the
+    language's tasks (unlabelled; never dev or test), reused by every task of the language."""
+    from .data import TASKS
+    from .pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
     from .trainer import TrainArgs
     from .wordpiece import train_tokenizer
 
@@ -92,17 +96,29 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
         log(f"[teacher pretrain] reusing {folder}")
         return folder
     files = corpus or default_corpus(language)
-    texts = read_corpus(files, p.stage1_max_texts * 4 if p.stage1_max_texts else None)
+    tasks = [t for t, spec in TASKS.items() if spec.language == language and _has_train(t, data_dir)]
+    texts, sources = pretraining_texts(files, p.stage1_max_texts * 4 if p.stage1_max_texts else None, tasks, data_dir)
     tokenizer_dir = folder / "tokenizer"
     if not (tokenizer_dir / "tokenizer.json").exists():
         log(f"[tokenizer] -> {tokenizer_dir}")
-        train_tokenizer(texts, tokenizer_dir, sources=files)
-    log(f"[teacher pretrain] -> {folder}")
+        train_tokenizer(texts, tokenizer_dir, sources=files + [f"task:{t}/train" for t in tasks])
+    log(f"[teacher pretrain] -> {folder} ({len(texts)} texts: {sources.get('corpus_texts', 0)} corpus lines, "
+        f"task train texts {sources.get('task_train_texts', {})})")
     pretrain_teacher(texts, str(tokenizer_dir), TrainArgs(**{
-        **PRETRAIN_DEFAULTS, "output": str(folder), "seed": seed, "max_minutes": p.scratch_minutes,
-        "max_steps": p.scratch_max_steps, "batch_size": p.batch_size, "resume": True}),
-        shape=p.scratch_shape, max_length=p.max_length)
+        **PRETRAIN_DEFAULTS, "output": str(folder), "seed": seed, "epochs": p.scratch_epochs,
+        "max_minutes": p.scratch_minutes, "max_steps": p.scratch_max_steps, "batch_size": p.batch_size,
+        "resume": True}), shape=p.scratch_shape, max_length=p.max_length, sources=sources)
     return folder
+
+
+def _has_train(task: str, data_dir) -> bool:
+    from .data import load_data
+
+    try:
+        load_data(task, "train", data_dir, limit=1)
+        return True
+    except SpikeBertError:
+        return False
 
 
 def _finished(folder: Path) -> dict | None:
@@ -127,13 +143,18 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
     train = load_data(task, "train", data_dir, limit=p.limit)
     dev = load_data(task, "dev", data_dir)
     work = Path(workdir)
-    finetune_lr = None
+    finetune = {"epochs": p.teacher_epochs}
     if teacher is None and train.language != "en":
-        teacher = str(scratch_teacher(train.language, work, preset, p, corpus, seed, log))
-        finetune_lr = p.scratch_finetune_lr
+        teacher = str(scratch_teacher(train.language, work, preset, p, corpus, seed, log, data_dir))
+        finetune = {"lr": p.scratch_finetune_lr, "epochs": p.scratch_finetune_epochs}
     teacher_path = resolve_teacher(teacher)
     teacher_id = Path(teacher_path).name if Path(teacher_path).name != "model" else Path(teacher_path).parent.name
     report: dict = {"task": task, "preset": preset, "teacher": teacher_path, "stages": {}}
+    if "lr" in finetune:  # the teacher was pre-trained here: its stage is part of the run
+        pm = _finished(Path(teacher_path)) or {}
+        report["stages"]["teacher_pretrain"] = {"folder": teacher_path, "seconds": pm.get("seconds"),
+                                                "steps": pm.get("steps"), "heldout_mlm_loss": pm.get("heldout_loss"),
+                                                "texts": pm.get("texts")}
     times = {}
 
     def stage(name, folder, job):
@@ -153,8 +174,7 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
 
     teacher_dir = work / task / "teacher"
     stage("teacher", teacher_dir, lambda: finetune_teacher(train, dev, TrainArgs(**{
-        **TEACHER_DEFAULTS, **({"lr": finetune_lr} if finetune_lr else {}), "output": str(teacher_dir), "seed": seed,
-        "epochs": p.teacher_epochs,
+        **TEACHER_DEFAULTS, **finetune, "output": str(teacher_dir), "seed": seed,
         "max_steps": p.teacher_max_steps, "batch_size": p.batch_size, "resume": True}), teacher_path, p.max_length))
 
     stage1_dir = work / f"stage1-{teacher_id}-{preset}"

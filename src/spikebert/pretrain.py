@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -195,7 +194,8 @@ def heldout_loss(trainable: MaskedLM, data: Encoded, masker: Masker, pad_token_i
     trainable.train(was_training)
     loss = total / max(count, 1)
     return {"score": math.exp(-loss), "loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-            "mlm_accuracy": correct / max(count, 1), "masked_tokens": count}
+            "mlm_accuracy": correct / max(count, 1), "masked_tokens": count,
+            "text": f"MLM loss {loss:.3f}, masked-token accuracy {correct / max(count, 1):.1%}"}
 
 
 def _resume_step(output) -> int:
@@ -265,13 +265,12 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
         best.update(metrics)
         publish_model(m.mlm, tokenizer, args.output, extra_files=extra)
 
-    t0 = time.time()
     result = fit(trainable, train_set, args, loss_fn, evaluate, on_best, accelerator=acc, desc="teacher pretrain")
     n_params = sum(p.numel() for p in model.parameters())
     metrics = {"kind": "teacher_pretrain", "tokenizer": str(tokenizer_dir), "texts": len(texts),
                "train_texts": len(train_set), "heldout_texts": len(held_set), "sources": sources or {},
                "steps": result.step, "best_step": result.best_step, "stopped_by": result.stopped_by,
-               "seconds": round(time.time() - t0, 1), "steps_per_second": None,
+               "seconds": round(result.seconds, 1), "steps_per_second": None,
                "heldout_loss_at_start": start["loss"] if start else None,
                "heldout_loss": best.get("loss"), "heldout_perplexity": best.get("perplexity"),
                "heldout_mlm_accuracy": best.get("mlm_accuracy"), "final_train_loss": last_logged(args.output),

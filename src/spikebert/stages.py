@@ -6,7 +6,6 @@ Each job reads its inputs, builds the student and the trainable module, hands bo
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -94,11 +93,10 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     def publish(model, _):
         publish_model(model.student, tokenizer, args.output)
 
-    t0 = time.time()
     result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
     metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(data),
                "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
-               "final_loss": last_logged(args.output), "seconds": round(time.time() - t0, 1),
+               "final_loss": last_logged(args.output), "seconds": round(result.seconds, 1),
                "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)
@@ -215,12 +213,11 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
         best.update(metrics)
         publish_model(model.student, tokenizer, args.output)
 
-    t0 = time.time()
     result = fit(trainable, data, args, loss_fn, evaluate, on_best, accelerator=acc, desc=kind)
     metrics = {"kind": kind, "task": train.name, "dev_accuracy": result.best_score,
                "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step, "steps": result.step,
                "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),
-               "seconds": round(time.time() - t0, 1), "history": result.history,
+               "seconds": round(result.seconds, 1), "history": result.history,
                "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}
     if acc.is_main_process:
         write_json(Path(args.output) / "metrics.json", metrics)

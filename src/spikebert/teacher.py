@@ -7,7 +7,6 @@ with ``metrics.json`` and ``log.jsonl``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 import torch
@@ -67,14 +66,13 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
         best.update(metrics)
         publish_model(m, tokenizer, args.output)
 
-    t0 = time.time()
     result = fit(model, train_set, args, loss_fn, dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id),
                  on_best, accelerator=acc, desc="teacher finetune")
     metrics = {"kind": "teacher", "task": train.name, "teacher": resolve_teacher(teacher),
                "dev_accuracy": result.best_score,
                "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step,
                "steps": result.step, "train_examples": len(train_set), "dev_examples": len(dev_set),
-               "seconds": round(time.time() - t0, 1), "history": result.history,
+               "seconds": round(result.seconds, 1), "history": result.history,
                "args": {**asdict(args), "max_length": max_length}}
     if acc.is_main_process:
         write_json(f"{args.output}/metrics.json", metrics)

@@ -197,7 +197,10 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
             if on_best is not None and acc.is_main_process:
                 on_best(acc.unwrap_model(model), metrics)
         if acc.is_main_process:
-            tqdm.write(f"step {step}: dev {metrics['score'] * 100:.2f}% (best {best_score * 100:.2f}% at step {best_step})")
+            # an evaluation whose score is not an accuracy describes itself in "text"
+            text = metrics.get("text") or f"{metrics['score'] * 100:.2f}%"
+            best = "this step" if best_step == step else f"step {best_step}"
+            tqdm.write(f"step {step}: dev {text} (best: {best})")
 
     t0 = time.time()
     stopped_by = "epochs"
