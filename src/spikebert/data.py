@@ -287,9 +287,14 @@ def load_task_split(task: TaskSpec | str, split: str = "train", data_dir=None) -
     if root is None:
         return _load_from_hub(task, split)
     if task.has_dev_file:
-        return read_task_file(task, root / task.files[split])
-    train, dev = stratified_split(read_task_file(task, root / task.files["all"]))
+        return read_task_file(task, split_file(task, split, root))
+    train, dev = stratified_split(read_task_file(task, split_file(task, split, root)))
     return train if split == "train" else dev
+
+
+def split_file(task: TaskSpec, split: str, root: Path) -> Path:
+    """The release file a split is read from (one file holds both splits when there is no dev file)."""
+    return root / task.files[split if task.has_dev_file else "all"]
 
 
 def _load_from_hub(task: TaskSpec, split: str) -> list[Example]:

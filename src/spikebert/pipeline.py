@@ -86,7 +86,6 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
                     data_dir=None) -> Path:
     """Tokenizer and MLM pre-training on the language's corpus plus the *train* texts of the
     language's tasks (unlabelled; never dev or test), reused by every task of the language."""
-    from .data import TASKS
     from .pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
     from .trainer import TrainArgs
     from .wordpiece import train_tokenizer
@@ -96,7 +95,7 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
         log(f"[teacher pretrain] reusing {folder}")
         return folder
     files = corpus or default_corpus(language)
-    tasks = [t for t, spec in TASKS.items() if spec.language == language and _has_train(t, data_dir)]
+    tasks = _tasks_with_train(language, data_dir)
     texts, sources = pretraining_texts(files, p.stage1_max_texts * 4 if p.stage1_max_texts else None, tasks, data_dir)
     tokenizer_dir = folder / "tokenizer"
     if not (tokenizer_dir / "tokenizer.json").exists():
@@ -111,14 +110,14 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
     return folder
 
 
-def _has_train(task: str, data_dir) -> bool:
-    from .data import load_data
+def _tasks_with_train(language: str, data_dir) -> list[str]:
+    """The registry tasks of a language whose training file is in the data folder (all of them
+    when the data come from the hub)."""
+    from .data import TASKS, resolve_data_dir, split_file
 
-    try:
-        load_data(task, "train", data_dir, limit=1)
-        return True
-    except SpikeBertError:
-        return False
+    root = resolve_data_dir(data_dir)
+    return [name for name, spec in TASKS.items() if spec.language == language
+            and (root is None or split_file(spec, "train", root).is_file())]
 
 
 def _finished(folder: Path) -> dict | None:
@@ -144,13 +143,14 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
     dev = load_data(task, "dev", data_dir)
     work = Path(workdir)
     finetune = {"epochs": p.teacher_epochs}
-    if teacher is None and train.language != "en":
+    scratch = teacher is None and train.language != "en"
+    if scratch:
         teacher = str(scratch_teacher(train.language, work, preset, p, corpus, seed, log, data_dir))
         finetune = {"lr": p.scratch_finetune_lr, "epochs": p.scratch_finetune_epochs}
     teacher_path = resolve_teacher(teacher)
     teacher_id = Path(teacher_path).name if Path(teacher_path).name != "model" else Path(teacher_path).parent.name
     report: dict = {"task": task, "preset": preset, "teacher": teacher_path, "stages": {}}
-    if "lr" in finetune:  # the teacher was pre-trained here: its stage is part of the run
+    if scratch:  # the teacher was pre-trained here: its stage is part of the run
         pm = _finished(Path(teacher_path)) or {}
         report["stages"]["teacher_pretrain"] = {"folder": teacher_path, "seconds": pm.get("seconds"),
                                                 "steps": pm.get("steps"), "heldout_mlm_loss": pm.get("heldout_loss"),
