@@ -1,5 +1,6 @@
 """The training loop's data order: new every epoch, and a resumed epoch sees the same batches."""
 
+import pytest
 import torch
 
 from spikebert.batching import Encoded, LengthBucketSampler
@@ -73,3 +74,67 @@ def test_micro_batches_make_the_same_step_as_the_whole_batch():
     for p in parts:
         (loss_of(p) * p["input_ids"].shape[0] / 8).backward()
     assert torch.allclose(layer.weight.grad, whole, atol=1e-6)
+
+
+def test_seconds_count_the_killed_run_too_and_the_dev_line_says_what_was_measured(tmp_path, capsys):
+    import time
+
+    data = Encoded([[1] * (i % 5 + 1) for i in range(32)])
+    slow = {"on": True}
+
+    def loss_fn(model, batch):
+        if slow["on"]:
+            time.sleep(0.1)
+        return model(batch["input_ids"]), {}
+
+    # an evaluation that is not an accuracy names itself in "text"; the dev line must print it
+    def evaluate(model, acc):
+        return {"score": -2.5, "text": "MLM loss 2.5000"}
+
+    first = TrainArgs(output=str(tmp_path / "r"), epochs=2, max_steps=4, batch_size=8, save_every=2, lr=1e-3)
+    killed = fit(Recorder(), data, first, loss_fn, evaluate=evaluate)
+    assert killed.step == 4 and killed.seconds >= 0.4
+    out = capsys.readouterr().out
+    assert "dev MLM loss 2.5000" in out and "%" not in out.split("dev ", 1)[1].splitlines()[0]
+
+    slow["on"] = False
+    resumed = fit(Recorder(), data, TrainArgs(output=str(tmp_path / "r"), epochs=2, batch_size=8, save_every=2,
+                                              lr=1e-3, resume=True), loss_fn, evaluate=evaluate)
+    assert resumed.step == 8
+    # the resumed run is fast; its reported time still includes the 4 slow steps before the kill
+    assert resumed.seconds >= 0.4
+
+
+def test_resume_with_another_lr_uses_it(tmp_path):
+    """The advice after a NaN loss is "try a lower --lr" with --resume: the restored schedule must
+    not bring the old rate back."""
+    import json
+
+    data = Encoded([[1] * (i % 5 + 1) for i in range(32)])
+
+    def loss_fn(model, batch):
+        return model(batch["input_ids"]), {}
+
+    def lrs(folder):
+        return {r["step"]: r["lr"] for r in map(json.loads, (folder / "log.jsonl").read_text().splitlines())
+                if "lr" in r}
+
+    whole = tmp_path / "whole"
+    fit(Recorder(), data, TrainArgs(output=str(whole), epochs=2, batch_size=8, lr=1e-3, warmup=0.0), loss_fn)
+    part, calls = tmp_path / "part", []
+
+    def killed_at_step_5(model, batch):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # killed; the last checkpoint is step 4's
+        return loss_fn(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(Recorder(), data, TrainArgs(output=str(part), epochs=2, batch_size=8, save_every=2, lr=1e-3, warmup=0.0),
+            killed_at_step_5)
+    fit(Recorder(), data, TrainArgs(output=str(part), epochs=2, batch_size=8, save_every=2, lr=1e-4, warmup=0.0,
+                                    resume=True), loss_fn)
+    full, resumed = lrs(whole), lrs(part)
+    assert resumed[2] == full[2]  # before the stop: the old rate
+    for step in (5, 6, 7):  # after: the same cosine position, a tenth of the height
+        assert abs(resumed[step] - full[step] / 10) < 1e-12, (step, resumed[step], full[step])

@@ -119,6 +119,22 @@ def last_logged(folder, key: str = "loss") -> float | None:
     return values[-1] if values else None
 
 
+def _honour_new_lr(optimizer, scheduler, lr: float, verbose: bool):
+    """A resumed run given another ``--lr`` (the advice after a NaN loss) uses it: the restored
+    schedule keeps its shape and position, scaled to the new peak rate."""
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate wraps the scheduler
+    old = inner.base_lrs[0]
+    if math.isclose(old, lr, rel_tol=1e-9):
+        return
+    inner.base_lrs = [lr for _ in inner.base_lrs]
+    for group in optimizer.param_groups:
+        group["initial_lr"] = lr
+        group["lr"] *= lr / old
+    inner._last_lr = [g["lr"] for g in optimizer.param_groups]
+    if verbose:
+        print(f"--lr {lr:g} replaces the checkpoint's {old:g}; the schedule goes on from where it stopped")
+
+
 def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module, object], dict] | None = None,
@@ -167,6 +183,7 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
             state = load_checkpoint(ckpt, acc.unwrap_model(model))
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            _honour_new_lr(optimizer, scheduler, args.lr, acc.is_main_process)
             step, elapsed = int(state["step"]), float(state["elapsed"])
             best_score, best_step = state.get("best_score"), state.get("best_step")
             history = json.loads(state.get("history", "[]"))
@@ -226,7 +243,8 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
                         bar.close()  # the error line must not be glued to the progress bar
                         last = latest_checkpoint(out)
                         raise SpikeBertError(f"the loss became {part_loss.item()} at step {step + 1}; stopped. "
-                                             f"The last checkpoint, {last or '(none yet)'}, is kept; try a lower --lr")
+                                             f"The last checkpoint, {last or '(none yet)'}, is kept; "
+                                             "go on from it with --resume and a lower --lr")
                     acc.backward(part_loss * share)
                 loss = loss + part_loss.detach() * share
                 for k, v in part_terms.items():
