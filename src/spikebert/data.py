@@ -286,9 +286,10 @@ def load_task_split(task: TaskSpec | str, split: str = "train", data_dir=None) -
     root = resolve_data_dir(data_dir)
     if root is None:
         return _load_from_hub(task, split)
+    rows = read_task_file(task, split_file(task, split, root))
     if task.has_dev_file:
-        return read_task_file(task, split_file(task, split, root))
-    train, dev = stratified_split(read_task_file(task, split_file(task, split, root)))
+        return rows
+    train, dev = stratified_split(rows)
     return train if split == "train" else dev
 
 

@@ -142,6 +142,7 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
     acc = make_accelerator(args.seed)
     teacher_model, tokenizer = load_classifier(teacher, num_labels=train.num_labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
+    t_emb = teacher_word_embeddings(teacher_model)
     if init:
         student = load_student_init(init, train.num_labels, train.labels, shape)
     else:
@@ -149,12 +150,11 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
         config.id2label = dict(enumerate(train.labels))
         config.label2id = {v: k for k, v in config.id2label.items()}
         student = SpikeBertForSequenceClassification(config)
-        student.init_embeddings_from(teacher_word_embeddings(teacher_model))
+        student.init_embeddings_from(t_emb)
     if student.config.vocab_size != teacher_model.config.vocab_size:
         raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
                              f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
     lmap = LayerMap.parse(layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
-    t_emb = teacher_word_embeddings(teacher_model)
     augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, augment_cfg,
                         cache_dir or args.output) if augment_cfg and augment_cfg.copies > 0 else []
     data = _train_set(tokenizer, train, augmented, max_length)
