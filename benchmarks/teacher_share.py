@@ -31,7 +31,8 @@ def main():
 
     from spikebert.batching import encode_examples, make_loader
     from spikebert.data import load_data
-    from spikebert.distill import Distiller, LayerMap, LossWeights, student_config, teacher_word_embeddings
+    from spikebert.distill import (Distiller, LayerMap, LossWeights, student_config, teacher_word_embeddings,
+                                   with_labels)
     from spikebert.models import load_classifier
     from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
     from spikebert.stages import load_student_init
@@ -44,9 +45,10 @@ def main():
     teacher, tokenizer = load_classifier(a.teacher, num_labels=train.num_labels)
     teacher.requires_grad_(False).eval()
     if a.init:
-        student = load_student_init(a.init, train.num_labels, train.labels)
+        student = load_student_init(a.init, train.labels)
     else:
-        student = SpikeBertForSequenceClassification(student_config(teacher.config, train.num_labels))
+        student = SpikeBertForSequenceClassification(with_labels(student_config(teacher.config), train.labels))
+        student.init_embeddings_from(teacher_word_embeddings(teacher))  # as stage 2 does for a fresh student
     lmap = LayerMap.parse(None, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
     distiller = Distiller(student, LossWeights(), lmap, teacher_word_embeddings(teacher)).train()
     opt = torch.optim.AdamW(distiller.parameters(), lr=1e-4)

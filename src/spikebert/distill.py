@@ -156,5 +156,13 @@ def student_config(teacher_config, num_labels: int = 2, **overrides) -> SpikeBer
         raise SpikeBertError(f"student shape: {e}") from None
 
 
+def with_labels(config, labels) -> SpikeBertConfig:
+    """Name a classifier's outputs: ``num_labels``, ``id2label`` and ``label2id`` from ``labels``."""
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    return config
+
+
 def teacher_word_embeddings(teacher) -> torch.Tensor:
     return teacher.get_input_embeddings().weight.detach()

@@ -17,7 +17,7 @@ from .checkpoint import check_output_dir, publish_model, write_json
 from .corpus import load_corpus
 from .data import TaskData
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
-                      teacher_word_embeddings)
+                      teacher_word_embeddings, with_labels)
 from .errors import SpikeBertError
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
@@ -105,7 +105,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
 
 
 
-def load_student_init(init: str, num_labels: int, labels: tuple[str, ...], shape: dict | None = None):
+def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = None):
     """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
     an error naming it; shape flags that contradict the folder are an error too."""
     from safetensors.torch import load_file
@@ -118,10 +118,7 @@ def load_student_init(init: str, num_labels: int, labels: tuple[str, ...], shape
         if value is not None and getattr(config, key) != value:
             raise SpikeBertError(f"{init}: the stage-1 student has {key}={getattr(config, key)}, "
                                  f"but {value} was asked for")
-    config.num_labels = num_labels
-    config.id2label = dict(enumerate(labels))
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    student = SpikeBertForSequenceClassification(config)
+    student = SpikeBertForSequenceClassification(with_labels(config, labels))
     load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
     return student
 
@@ -144,12 +141,10 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     t_emb = teacher_word_embeddings(teacher_model)
     if init:
-        student = load_student_init(init, train.num_labels, train.labels, shape)
+        student = load_student_init(init, train.labels, shape)
     else:
-        config = student_config(teacher_model.config, train.num_labels, **(shape or {}))
-        config.id2label = dict(enumerate(train.labels))
-        config.label2id = {v: k for k, v in config.id2label.items()}
-        student = SpikeBertForSequenceClassification(config)
+        config = student_config(teacher_model.config, **(shape or {}))
+        student = SpikeBertForSequenceClassification(with_labels(config, train.labels))
         student.init_embeddings_from(t_emb)
     if student.config.vocab_size != teacher_model.config.vocab_size:
         raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
@@ -184,10 +179,8 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
     path = resolve_teacher(tokenizer_from)
     acc = make_accelerator(args.seed)
     tokenizer = load_tokenizer(path)
-    config = student_config(AutoConfig.from_pretrained(path), train.num_labels, **(shape or {}))
-    config.id2label = dict(enumerate(train.labels))
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    student = SpikeBertForSequenceClassification(config)
+    config = student_config(AutoConfig.from_pretrained(path), **(shape or {}))
+    student = SpikeBertForSequenceClassification(with_labels(config, train.labels))
     data = encode_examples(tokenizer, train.examples, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
     args.pad_token_id = tokenizer.pad_token_id or 0
