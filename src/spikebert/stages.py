@@ -104,7 +104,6 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     return metrics
 
 
-
 def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = None):
     """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
     an error naming it; shape flags that contradict the folder are an error too."""
