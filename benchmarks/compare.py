@@ -72,6 +72,7 @@ def main():
     a = ap.parse_args()
     budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
     root = Path(a.output or tempfile.mkdtemp(prefix=f"compare-{a.what}-"))
+    base = majority(a.task)  # read the dev split once
     rows = []
     if a.what == "positions":
         for flag in ("--no-positions", "--positions"):
@@ -84,13 +85,13 @@ def main():
                 slug = "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
                 rows.append((name, run(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", a.init,
                                         *budget, "--seed", seed, *flags.split()], root / slug)))
-                report(rows[-1:], majority(a.task))  # each figure as soon as it is measured
+                report(rows[-1:], base)  # each figure as soon as it is measured
     else:
         for n in a.copies.split(","):
             rows.append((f"--augment {n}", run(["distill", "task", "--task", a.task, "--teacher", a.teacher,
                                                 "--init", a.init, *budget, "--augment", n],
                                                root / f"augment-{n}")))
-    report(rows, majority(a.task))
+    report(rows, base)
     print(f"(outputs in {root})")
 
 

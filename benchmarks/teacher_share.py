@@ -30,9 +30,8 @@ def main():
     import torch
 
     from spikebert.batching import encode_examples, make_loader
-    from spikebert.data import load_data
-    from spikebert.distill import (Distiller, LayerMap, LossWeights, student_config, teacher_word_embeddings,
-                                   with_labels)
+    from spikebert.data import label_fields, load_data
+    from spikebert.distill import Distiller, LayerMap, LossWeights, student_config, teacher_word_embeddings
     from spikebert.models import load_classifier
     from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
     from spikebert.stages import load_student_init
@@ -44,13 +43,14 @@ def main():
     train = load_data(a.task, "train", a.data_dir)
     teacher, tokenizer = load_classifier(a.teacher, num_labels=train.num_labels)
     teacher.requires_grad_(False).eval()
+    t_emb = teacher_word_embeddings(teacher)
     if a.init:
         student = load_student_init(a.init, train.labels)
     else:
-        student = SpikeBertForSequenceClassification(with_labels(student_config(teacher.config), train.labels))
-        student.init_embeddings_from(teacher_word_embeddings(teacher))  # as stage 2 does for a fresh student
+        student = SpikeBertForSequenceClassification(student_config(teacher.config, **label_fields(train.labels)))
+        student.init_embeddings_from(t_emb)  # as stage 2 does for a fresh student
     lmap = LayerMap.parse(None, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    distiller = Distiller(student, LossWeights(), lmap, teacher_word_embeddings(teacher)).train()
+    distiller = Distiller(student, LossWeights(), lmap, t_emb).train()
     opt = torch.optim.AdamW(distiller.parameters(), lr=1e-4)
     data = encode_examples(tokenizer, train.examples, 128)
     loader = make_loader(data, a.batch_size, tokenizer.pad_token_id or 0, shuffle=True, seed=0)

@@ -319,6 +319,12 @@ def _load_from_hub(task: TaskSpec, split: str) -> list[Example]:
     return train if split == "train" else dev
 
 
+def label_fields(labels: tuple[str, ...]) -> dict:
+    """A classifier config's label fields for these label names: ``num_labels``, ``id2label``, ``label2id``."""
+    id2label = dict(enumerate(labels))
+    return {"num_labels": len(labels), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
 @dataclass
 class TaskData:
     """A task's name, label names, language and the examples of one split."""

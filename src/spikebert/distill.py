@@ -140,7 +140,7 @@ class FeatureAligner(nn.Module):
         return sum(per_layer), {f"mse_{s}": v.detach() for (s, _), v in zip(self.layer_map.pairs, per_layer)}
 
 
-def student_config(teacher_config, num_labels: int = 2, **overrides) -> SpikeBertConfig:
+def student_config(teacher_config, **overrides) -> SpikeBertConfig:
     """A student shaped like the teacher (depth, width, heads, vocabulary) unless told otherwise."""
     shape = dict(vocab_size=teacher_config.vocab_size, num_hidden_layers=teacher_config.num_hidden_layers,
                  hidden_size=teacher_config.hidden_size, num_attention_heads=teacher_config.num_attention_heads,
@@ -151,17 +151,9 @@ def student_config(teacher_config, num_labels: int = 2, **overrides) -> SpikeBer
     if "hidden_size" in given and "num_attention_heads" not in given and given["hidden_size"] % shape["num_attention_heads"]:
         given["num_attention_heads"] = max(h for h in range(1, 17) if given["hidden_size"] % h == 0)
     try:
-        return SpikeBertConfig(num_labels=num_labels, **{**shape, **given})
+        return SpikeBertConfig(**{**shape, **given})
     except ValueError as e:
         raise SpikeBertError(f"student shape: {e}") from None
-
-
-def with_labels(config, labels) -> SpikeBertConfig:
-    """Name a classifier's outputs: ``num_labels``, ``id2label`` and ``label2id`` from ``labels``."""
-    config.num_labels = len(labels)
-    config.id2label = dict(enumerate(labels))
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    return config
 
 
 def teacher_word_embeddings(teacher) -> torch.Tensor:

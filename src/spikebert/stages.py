@@ -15,9 +15,9 @@ from .augment import AugmentConfig, augment
 from .batching import Encoded, encode_examples, tokenize
 from .checkpoint import check_output_dir, publish_model, write_json
 from .corpus import load_corpus
-from .data import TaskData
+from .data import TaskData, label_fields
 from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
-                      teacher_word_embeddings, with_labels)
+                      teacher_word_embeddings)
 from .errors import SpikeBertError
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
@@ -117,7 +117,8 @@ def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = N
         if value is not None and getattr(config, key) != value:
             raise SpikeBertError(f"{init}: the stage-1 student has {key}={getattr(config, key)}, "
                                  f"but {value} was asked for")
-    student = SpikeBertForSequenceClassification(with_labels(config, labels))
+    config.update(label_fields(labels))
+    student = SpikeBertForSequenceClassification(config)
     load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
     return student
 
@@ -142,8 +143,8 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
     if init:
         student = load_student_init(init, train.labels, shape)
     else:
-        config = student_config(teacher_model.config, **(shape or {}))
-        student = SpikeBertForSequenceClassification(with_labels(config, train.labels))
+        config = student_config(teacher_model.config, **(shape or {}), **label_fields(train.labels))
+        student = SpikeBertForSequenceClassification(config)
         student.init_embeddings_from(t_emb)
     if student.config.vocab_size != teacher_model.config.vocab_size:
         raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
@@ -178,8 +179,8 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
     path = resolve_teacher(tokenizer_from)
     acc = make_accelerator(args.seed)
     tokenizer = load_tokenizer(path)
-    config = student_config(AutoConfig.from_pretrained(path), **(shape or {}))
-    student = SpikeBertForSequenceClassification(with_labels(config, train.labels))
+    config = student_config(AutoConfig.from_pretrained(path), **(shape or {}), **label_fields(train.labels))
+    student = SpikeBertForSequenceClassification(config)
     data = encode_examples(tokenizer, train.examples, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
     args.pad_token_id = tokenizer.pad_token_id or 0

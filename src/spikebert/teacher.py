@@ -13,7 +13,7 @@ import torch
 
 from .batching import encode_examples
 from .checkpoint import publish_model, write_json
-from .data import TaskData
+from .data import TaskData, label_fields
 from .errors import SpikeBertError
 from .plots import plot_log
 from .metrics import dev_evaluator
@@ -37,11 +37,9 @@ def load_encoder_for_classification(name_or_path: str, labels: tuple[str, ...]):
         raise SpikeBertError(f"{path}: is a spiking student, not a BERT-family teacher")
     if not hasattr(config, "hidden_size") or not hasattr(config, "num_hidden_layers"):
         raise SpikeBertError(f"{path}: a {config.model_type} model is not a BERT-family encoder")
-    id2label = dict(enumerate(labels))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            ignore_mismatched_sizes=True)
+            path, **label_fields(labels), ignore_mismatched_sizes=True)
     except Exception as e:
         raise SpikeBertError(f"{path}: cannot load as a sequence classifier: {str(e).splitlines()[0]}") from None
     return model, load_tokenizer(path)
