@@ -68,6 +68,11 @@ def test_stage1_mismatch_is_a_clear_error(stage1, tiny_teacher, mini_sst2_dir, t
                     "--init", stage1, "--width", "32", "--max-steps", "1", "--output", tmp_path / "a"])
     assert code == 2
     assert "hidden_size=64" in capsys.readouterr().err
+    # T, tau and threshold own no weights: stage 2 may set them apart from stage 1
+    T = json.loads((stage1 / "config.json").read_text())["time_steps"] + 1
+    assert run_cli(["distill", "task", "--task", "sst2", "--data-dir", mini_sst2_dir, "--teacher", tiny_teacher,
+                    "--init", stage1, "--time-steps", str(T), "--max-steps", "1", "--output", tmp_path / "t"]) == 0
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["time_steps"] == T
     # a stage-1 folder with a tensor missing: named, not skipped
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -134,6 +139,15 @@ def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path
                     "--no-energy"]) == 0
     report = json.loads((work / "sst2" / "report.json").read_text())
     assert all(s["reused"] for s in report["stages"].values())
+    # another student shape reuses the teacher only: its stage 1 and stage 2 get folders of their own
+    assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+                    "--time-steps", "3", "--no-energy"]) == 0
+    report = json.loads((work / "sst2" / "report-T3.json").read_text())
+    assert report["stages"]["teacher"]["reused"]
+    assert not report["stages"]["stage1"]["reused"] and not report["stages"]["stage2"]["reused"]
+    assert report["stages"]["stage1"]["folder"].endswith("-tiny-T3")
+    assert json.loads((work / "sst2" / "snn-T3" / "config.json").read_text())["time_steps"] == 3
+    assert json.loads((work / "sst2" / "snn" / "config.json").read_text())["time_steps"] == 2
 
 
 def test_run_tiny_chinese_builds_its_own_teacher(data_dir, tmp_path, monkeypatch):

@@ -1,14 +1,16 @@
 """``spikebert run``: the whole method for one task, every stage reused or resumed.
 
     {workdir}/{task}/teacher        fine-tuned teacher            (reused when finished)
-    {workdir}/stage1-{teacher id}   stage-1 student                (reused across tasks of one teacher)
-    {workdir}/{task}/snn            stage-2 student, the result
-    {workdir}/{task}/energy         energy report and plots
-    {workdir}/{task}/report.json    accuracy and time of every stage
+    {workdir}/stage1-{teacher id}-{preset}{tag}  stage-1 student (reused across tasks of one teacher)
+    {workdir}/{task}/snn{tag}       stage-2 student, the result
+    {workdir}/{task}/energy{tag}    energy report and plots
+    {workdir}/{task}/report{tag}.json  accuracy and time of every stage
     {workdir}/teacher-{lang}-{preset} a BERT pre-trained from scratch (tokenizer and MLM), for a
                                     language with no installed teacher; shared by its tasks
 
-A stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
+``{tag}`` names the student-shape flags that differ from the preset (``-T8``, ``-L12-W768``...)
+and is empty without them, so students of different shapes never reuse each other's folders. A
+stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
 ``$SPIKEBERT_CORPORA/<language>/``.
 """
@@ -69,6 +71,17 @@ PRESETS = {
                    stage2_max_steps=6, scratch_minutes=None, scratch_max_steps=3,
                    scratch_shape=dict(layers=1, hidden=64, heads=4)),
 }
+
+
+# short names of the student-shape fields, for the folder tag of a run that overrides them
+SHAPE_TAGS = {"num_hidden_layers": "L", "hidden_size": "W", "num_attention_heads": "H", "time_steps": "T",
+              "tau": "tau", "threshold": "th", "position_embeddings": "pos"}
+
+
+def shape_tag(preset_shape: dict, shape: dict) -> str:
+    """``-T8`` for a run with ``--time-steps 8`` over a T=4 preset; ``""`` when nothing differs."""
+    return "".join(f"-{SHAPE_TAGS[k]}{v:g}" if isinstance(v, float) else f"-{SHAPE_TAGS[k]}{v}"
+                   for k, v in shape.items() if k in SHAPE_TAGS and preset_shape.get(k) != v)
 
 
 def default_corpus(language: str) -> list[str]:
@@ -139,6 +152,7 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
     shape = {**p.shape, **(shape or {})}
+    tag = shape_tag(p.shape, shape)
     train = load_data(task, "train", data_dir, limit=p.limit)
     dev = load_data(task, "dev", data_dir)
     work = Path(workdir)
@@ -149,7 +163,7 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
         finetune = {"lr": p.scratch_finetune_lr, "epochs": p.scratch_finetune_epochs}
     teacher_path = resolve_teacher(teacher)
     teacher_id = Path(teacher_path).name if Path(teacher_path).name != "model" else Path(teacher_path).parent.name
-    report: dict = {"task": task, "preset": preset, "teacher": teacher_path, "stages": {}}
+    report: dict = {"task": task, "preset": preset, "shape": shape, "teacher": teacher_path, "stages": {}}
     if scratch:  # the teacher was pre-trained here: its stage is part of the run
         pm = _finished(Path(teacher_path)) or {}
         report["stages"]["teacher_pretrain"] = {"folder": teacher_path, "seconds": pm.get("seconds"),
@@ -177,18 +191,18 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
         **TEACHER_DEFAULTS, **finetune, "output": str(teacher_dir), "seed": seed,
         "max_steps": p.teacher_max_steps, "batch_size": p.batch_size, "resume": True}), teacher_path, p.max_length))
 
-    stage1_dir = work / f"stage1-{teacher_id}-{preset}"
+    stage1_dir = work / f"stage1-{teacher_id}-{preset}{tag}"
     files = corpus or default_corpus(train.language)
     stage("stage1", stage1_dir, lambda: pretrain_distill(teacher_path, files, TrainArgs(**{
         **STAGE1_DEFAULTS, "output": str(stage1_dir), "seed": seed, "epochs": p.stage1_epochs,
         "max_steps": p.stage1_max_steps, "max_minutes": p.stage1_max_minutes, "batch_size": p.batch_size,
         "resume": True}), shape, min(p.stage1_max_length, p.max_length), None, p.stage1_max_texts, shuffle_seed=seed))
 
-    snn_dir = work / task / "snn"
+    snn_dir = work / task / f"snn{tag}"
     m2 = stage("stage2", snn_dir, lambda: task_distill(train, dev, str(teacher_dir), TrainArgs(**{
         **STAGE2_DEFAULTS, "output": str(snn_dir), "seed": seed, "epochs": p.stage2_epochs,
         "max_steps": p.stage2_max_steps, "batch_size": p.batch_size, "resume": True}), init=str(stage1_dir),
-        augment_cfg=AugmentConfig(copies=p.augment, seed=seed), max_length=p.max_length,
+        shape=shape, augment_cfg=AugmentConfig(copies=p.augment, seed=seed), max_length=p.max_length,
         cache_dir=str(work / task)))
     t_metrics = _finished(teacher_dir) or {}
     report["teacher_dev_accuracy"] = t_metrics.get("dev_accuracy")
@@ -202,11 +216,11 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
         ann, ann_tokenizer = load_classifier(teacher_dir)
         e = measure(snn, tokenizer, [ex.text for ex in dev.examples], [ex.label for ex in dev.examples], ann=ann,
                     ann_tokenizer=ann_tokenizer, max_length=p.max_length, reference=str(teacher_dir))
-        energy_dir = work / task / "energy"
+        energy_dir = work / task / f"energy{tag}"
         energy_dir.mkdir(parents=True, exist_ok=True)
         e["plots"] = save_plots(e, energy_dir)
         write_json(energy_dir / "energy.json", e)
         report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
         report["energy"]["dense_residual_ratio"] = e["snn_dense_residual"]["energy_ratio"]
-    write_json(work / task / "report.json", report)
+    write_json(work / task / f"report{tag}.json", report)
     return report

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment
 from .batching import Encoded, encode_examples, tokenize
@@ -104,9 +105,14 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     return metrics
 
 
+# neuron dynamics that own no tensor: stage 2 may set them apart from stage 1
+DYNAMICS_FIELDS = ("time_steps", "tau", "threshold")
+
+
 def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = None):
     """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
-    an error naming it; shape flags that contradict the folder are an error too."""
+    an error naming it; architecture flags (depth, width, heads, positions) that contradict the
+    folder are an error too. T, tau and threshold own no weights: given, they replace stage 1's."""
     from safetensors.torch import load_file
 
     cfg = check_model_folder(init)
@@ -114,9 +120,13 @@ def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = N
         raise SpikeBertError(f"{init}: --init must be a stage-1 SpikeBERT folder, not a {cfg.get('model_type')}")
     config = SpikeBertConfig.from_pretrained(init)
     for key, value in (shape or {}).items():
-        if value is not None and getattr(config, key) != value:
+        if value is None or getattr(config, key) == value:
+            continue
+        if key not in DYNAMICS_FIELDS:
             raise SpikeBertError(f"{init}: the stage-1 student has {key}={getattr(config, key)}, "
                                  f"but {value} was asked for")
+        tqdm.write(f"stage 2 sets {key}={value} (stage 1 had {getattr(config, key)})")
+        setattr(config, key, value)
     config.update(label_fields(labels))
     student = SpikeBertForSequenceClassification(config)
     load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
