@@ -58,6 +58,14 @@ def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_
     result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "spikebert" and result["n"] == 48
     assert abs(result["accuracy"] - m["dev_accuracy"]) < 1e-9
+    # the same model at another T (T owns no weights); a BERT has no T
+    T = json.loads((out / "config.json").read_text())["time_steps"]
+    assert run_cli(["evaluate", "--model", out, "--task", "sst2", "--data-dir", mini_sst2_dir, "--max-length", "48",
+                    "--time-steps", str(T + 1), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["time_steps"] == T + 1
+    assert run_cli(["evaluate", "--model", tiny_teacher, "--task", "sst2", "--data-dir", mini_sst2_dir,
+                    "--time-steps", "2"]) == 2
+    assert "applies to a SpikeBERT model" in capsys.readouterr().err
 
 
 def test_stage1_mismatch_is_a_clear_error(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):

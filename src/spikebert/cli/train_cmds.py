@@ -11,7 +11,7 @@ from ..data import load_data
 from ..trainer import TrainArgs
 from . import app, teacher_app
 from .options import (BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes,
-                      MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn)
+                      MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn, TimeSteps)
 
 
 def train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, defaults: dict,
@@ -60,24 +60,32 @@ def teacher_finetune(output: Output, task: Task = None, teacher: str = typer.Opt
 @app.command("evaluate")
 def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: DataDir = None, file: File = None,
              text_column: TextColumn = "text", label_column: LabelColumn = "label", max_length: MaxLength = 128,
-             batch_size: BatchSize = 64, json_out: Json = False):
-    """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model."""
+             batch_size: BatchSize = 64, json_out: Json = False, time_steps: TimeSteps = None):
+    """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model. A
+    SpikeBERT model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
     from ..batching import encode_examples
+    from ..errors import SpikeBertError
     from ..metrics import evaluate_dataset, format_report
     from ..models import load_classifier
 
     data = load_data(task, split, data_dir, file, text_column, label_column) if task else None
     clf, tokenizer = load_classifier(model)
+    if time_steps is not None:
+        if clf.config.model_type != "spikebert":
+            raise SpikeBertError(f"{model}: --time-steps applies to a SpikeBERT model, not a {clf.config.model_type}")
+        if time_steps < 1:
+            raise SpikeBertError(f"--time-steps must be >= 1 (got {time_steps})")
+        clf.config.time_steps = time_steps
     if data is None:  # a user file: its labels are the model's classes
         labels = tuple(clf.config.id2label[i] for i in range(clf.config.num_labels))
         data = load_data(None, split, data_dir, file, text_column, label_column, labels=labels)
     if len(data.labels) != clf.config.num_labels:
-        from ..errors import SpikeBertError
-
         raise SpikeBertError(f"{model}: the model has {clf.config.num_labels} classes, {data.name} has {len(data.labels)}")
     ds = encode_examples(tokenizer, data.examples, max_length)
     m = evaluate_dataset(clf, ds, data.labels, batch_size, tokenizer.pad_token_id or 0, progress=not json_out)
     m.update(model=model, data=data.source, kind=clf.config.model_type)
+    if clf.config.model_type == "spikebert":
+        m["time_steps"] = clf.config.time_steps
     if json_out:
         print(json.dumps(m, ensure_ascii=False))
     else:
@@ -89,7 +97,7 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 # Distillation and direct training
 
 from . import distill_app  # noqa: E402
-from .options import Depth, Heads, Tau, Threshold, TimeSteps, Width  # noqa: E402
+from .options import Depth, Heads, Tau, Threshold, Width  # noqa: E402
 
 TeacherOpt = typer.Option(None, "--teacher", help="BERT teacher: a folder or hub name (default: the embedded MiniLM)")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
@@ -181,7 +189,8 @@ def run_cmd(task: str = typer.Option(..., "--task", help="the task to run the wh
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report")):
     """The whole method: teacher fine-tuning, stage 1, stage 2, dev evaluation, energy. Stages
-    already finished are reused; an interrupted one resumes."""
+    already finished are reused; an interrupted one resumes. Shape flags that differ from the
+    preset give the students folders of their own (runs/sst2/snn-T8)."""
     from ..pipeline import run
 
     r = run(task, workdir, preset, teacher, corpus or None, data_dir, seed,
