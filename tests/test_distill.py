@@ -130,6 +130,15 @@ def test_direct_training_learns_from_labels(mini_sst2_dir, tmp_path):
     assert losses and all(torch.isfinite(torch.tensor(losses)))
 
 
+def test_a_student_shape_names_one_run_folder():
+    from spikebert.pipeline import shape_tag
+
+    assert shape_tag({"time_steps": 4}, {"time_steps": 4}) == ""  # the preset's own folders
+    assert shape_tag({"time_steps": 4}, {"time_steps": 2, "num_hidden_layers": 12}) == "-L12-T2"
+    assert shape_tag({"time_steps": 4}, {"num_hidden_layers": 12, "time_steps": 2}) == "-L12-T2"  # flag order
+    assert shape_tag({}, {"tau": 1.5, "position_embeddings": False}) == "-tau1.5-nopos"
+
+
 def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
     work = tmp_path / "runs"

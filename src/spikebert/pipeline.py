@@ -79,9 +79,15 @@ SHAPE_TAGS = {"num_hidden_layers": "L", "hidden_size": "W", "num_attention_heads
 
 
 def shape_tag(preset_shape: dict, shape: dict) -> str:
-    """``-T8`` for a run with ``--time-steps 8`` over a T=4 preset; ``""`` when nothing differs."""
-    return "".join(f"-{SHAPE_TAGS[k]}{v:g}" if isinstance(v, float) else f"-{SHAPE_TAGS[k]}{v}"
-                   for k, v in shape.items() if k in SHAPE_TAGS and preset_shape.get(k) != v)
+    """``-T8`` for a run with ``--time-steps 8`` over a T=4 preset; ``""`` when nothing differs.
+    Fields come in the order of SHAPE_TAGS, so one shape always names one folder."""
+    def part(tag, v):
+        if isinstance(v, bool):
+            return f"-{tag}" if v else f"-no{tag}"
+        return f"-{tag}{v:g}" if isinstance(v, float) else f"-{tag}{v}"
+
+    return "".join(part(tag, shape[k]) for k, tag in SHAPE_TAGS.items()
+                   if k in shape and preset_shape.get(k) != shape[k])
 
 
 def default_corpus(language: str) -> list[str]:
