@@ -74,6 +74,17 @@ def test_good_file_passes_both_vehicles(vehicle, tmp_path, capsys):
 # The data folder
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["evaluate", "--bogus"], "No such option: --bogus"),
+    (["evaluate", "--model", "m", "--time-steps", "0"], "greater than or equal to 1"),
+    (["evaluate", "--model", "m", "--time-steps", "four"], "valid integer"),
+])
+def test_usage_error_is_a_message_not_a_traceback(args, needle, capsys):
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and needle in err and "Usage: spikebert evaluate" in err
+
+
 def test_missing_data_dir_flag(tmp_path, capsys):
     missing = tmp_path / "no-data-here"
     assert run_cli(["data", "info", "--task", "sst2", "--data-dir", missing]) == 2

@@ -35,6 +35,18 @@ for _optional in ("energy_cmds", "zh_cmds"):
             raise
 
 
+# the click that typer runs on: click itself, or the copy newer typer releases carry inside them;
+# a usage error raised by either is one line, not a traceback
+_CLICKS = (click.exceptions, typer, sys.modules[typer.BadParameter.__module__])
+
+
+def _raised(name: str) -> tuple[type, ...]:
+    return tuple({getattr(m, name) for m in _CLICKS if hasattr(m, name)})
+
+
+_ABORT, _EXIT, _USAGE = _raised("Abort"), _raised("Exit"), _raised("ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
     from transformers.utils import logging as hf_logging
@@ -47,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpikeBertError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
+    except _ABORT:
         print("error: aborted", file=sys.stderr)
         return 130
-    except click.exceptions.Exit as e:
+    except _EXIT as e:
         return e.exit_code
-    except click.ClickException as e:
+    except _USAGE as e:
         e.show()
         return e.exit_code
     except KeyboardInterrupt:
