@@ -27,7 +27,7 @@ Model = Annotated[str, typer.Option("--model", help="a model folder saved by spi
 Depth = Annotated[Optional[int], typer.Option("--depth", help="student blocks")]
 Width = Annotated[Optional[int], typer.Option("--width", help="student width")]
 Heads = Annotated[Optional[int], typer.Option("--heads", help="student attention heads")]
-TimeSteps = Annotated[Optional[int], typer.Option("--time-steps", "-T", help="time steps T")]
+TimeSteps = Annotated[Optional[int], typer.Option("--time-steps", "-T", min=1, help="time steps T")]
 Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time constant (> 1)")]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]

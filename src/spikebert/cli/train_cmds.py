@@ -73,8 +73,6 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     if time_steps is not None:
         if clf.config.model_type != "spikebert":
             raise SpikeBertError(f"{model}: --time-steps applies to a SpikeBERT model, not a {clf.config.model_type}")
-        if time_steps < 1:
-            raise SpikeBertError(f"--time-steps must be >= 1 (got {time_steps})")
         clf.config.time_steps = time_steps
     if data is None:  # a user file: its labels are the model's classes
         labels = tuple(clf.config.id2label[i] for i in range(clf.config.num_labels))
