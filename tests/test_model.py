@@ -75,6 +75,37 @@ def test_logits_do_not_depend_on_padding_or_batch(positions):
         assert torch.allclose(alone[0], together[i], atol=1e-5), (i, alone, together[i])
 
 
+def test_without_positions_the_student_does_not_see_word_order():
+    """No position embeddings: every layer is per token or a sum over tokens, so a sentence and its
+    shuffle get the same logits (a bag of words). Positions make the order count."""
+    ids = torch.randint(1, 200, (1, 12), generator=torch.Generator().manual_seed(3))
+    shuffled = ids[:, torch.randperm(12, generator=torch.Generator().manual_seed(4))]
+    for positions in (False, True):
+        model = small(position_embeddings=positions, threshold=0.1).eval()
+        a, b = model(ids).logits, model(shuffled).logits
+        assert torch.allclose(a, b, atol=1e-5) is (not positions), (positions, a, b)
+
+
+def test_student_starts_from_the_teachers_word_and_position_embeddings():
+    from transformers import AutoModel
+
+    from spikebert.distill import student_config, teacher_position_embeddings, teacher_word_embeddings
+    from spikebert.models import resolve_teacher
+
+    teacher = AutoModel.from_pretrained(resolve_teacher(None))
+    words, positions = teacher_word_embeddings(teacher), teacher_position_embeddings(teacher)
+    student = SpikeBertForSequenceClassification(student_config(teacher.config, num_hidden_layers=1,
+                                                                position_embeddings=True, max_position_embeddings=128))
+    assert student.init_embeddings_from(words, positions)
+    assert torch.equal(student.spikebert.embeddings.weight, words)
+    assert torch.equal(student.spikebert.position_embeddings.weight, positions[:128])
+    narrow = SpikeBertForSequenceClassification(student_config(teacher.config, num_hidden_layers=1, hidden_size=64,
+                                                               position_embeddings=True))
+    before = narrow.spikebert.position_embeddings.weight.clone()
+    assert not narrow.init_embeddings_from(words, positions)  # other widths keep their own start
+    assert torch.equal(narrow.spikebert.position_embeddings.weight, before)
+
+
 def test_no_state_leaks_between_calls():
     model = small().eval()
     ids, mask = batch()

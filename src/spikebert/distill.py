@@ -158,3 +158,10 @@ def student_config(teacher_config, **overrides) -> SpikeBertConfig:
 
 def teacher_word_embeddings(teacher) -> torch.Tensor:
     return teacher.get_input_embeddings().weight.detach()
+
+
+def teacher_position_embeddings(teacher) -> torch.Tensor | None:
+    """A BERT's learned absolute position embeddings, or None (rotary, relative, none at all)."""
+    base = getattr(teacher, teacher.base_model_prefix, teacher)
+    pos = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+    return pos.weight.detach() if isinstance(pos, torch.nn.Embedding) else None

@@ -241,13 +241,18 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
             for m in lifs:
                 m.recorder = None
 
-    def init_embeddings_from(self, weight: torch.Tensor) -> bool:
-        """Copy a teacher's word-embedding matrix when the shapes agree (returns whether it did)."""
+    def init_embeddings_from(self, weight: torch.Tensor, positions: torch.Tensor | None = None) -> bool:
+        """Copy a teacher's word-embedding matrix when the shapes agree (returns whether it did), and
+        its position embeddings (as many rows as the student has) when the student has them."""
         emb = self.spikebert.embeddings.weight
         if tuple(weight.shape) != tuple(emb.shape):
             return False
         with torch.no_grad():
             emb.copy_(weight)
+            pos = self.spikebert.position_embeddings
+            if pos is not None and positions is not None and positions.shape[-1] == emb.shape[-1]:
+                n = min(len(positions), len(pos.weight))
+                pos.weight[:n].copy_(positions[:n])
         return True
 
 

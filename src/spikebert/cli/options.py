@@ -30,4 +30,5 @@ Heads = Annotated[Optional[int], typer.Option("--heads", help="student attention
 TimeSteps = Annotated[Optional[int], typer.Option("--time-steps", "-T", min=1, help="time steps T")]
 Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time constant (> 1)")]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
+Positions = Annotated[Optional[bool], typer.Option("--positions/--no-positions", help="learned position embeddings (starting from the teacher's, when there is one)")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]

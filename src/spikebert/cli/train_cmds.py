@@ -95,7 +95,7 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 # Distillation and direct training
 
 from . import distill_app  # noqa: E402
-from .options import Depth, Heads, Tau, Threshold, Width  # noqa: E402
+from .options import Depth, Heads, Positions, Tau, Threshold, Width  # noqa: E402
 
 TeacherOpt = typer.Option(None, "--teacher", help="BERT teacher: a folder or hub name (default: the embedded MiniLM)")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
@@ -115,7 +115,7 @@ def distill_pretrain(output: Output, corpus: list[str] = typer.Option(..., "--co
                      lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None, resume: Resume = False,
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                      tau: Tau = None, threshold: Threshold = None,
-                     positions: bool = typer.Option(None, "--positions/--no-positions", help="learned position embeddings"),
+                     positions: Positions = None,
                      save_every: SaveEvery = None):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
     from ..stages import STAGE1_DEFAULTS, pretrain_distill
@@ -166,7 +166,7 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
         time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, save_every: SaveEvery = None,
-        positions: bool = typer.Option(None, "--positions/--no-positions", help="learned position embeddings")):
+        positions: Positions = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
     from ..stages import DIRECT_DEFAULTS, train_direct
 
@@ -184,7 +184,7 @@ def run_cmd(task: str = typer.Option(..., "--task", help="the task to run the wh
             preset: str = typer.Option("cpu", "--preset", help="cpu (default, 2-core machine), paper (GPU scale), tiny (smoke test)"),
             teacher: str = TeacherOpt, corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
-            time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None,
+            time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report")):
     """The whole method: teacher fine-tuning, stage 1, stage 2, dev evaluation, energy. Stages
     already finished are reused; an interrupted one resumes. Shape flags that differ from the
@@ -192,5 +192,5 @@ def run_cmd(task: str = typer.Option(..., "--task", help="the task to run the wh
     from ..pipeline import run
 
     r = run(task, workdir, preset, teacher, corpus or None, data_dir, seed,
-            shape_of(depth, width, heads, time_steps, tau, threshold), energy)
+            shape_of(depth, width, heads, time_steps, tau, threshold, positions), energy)
     print(json.dumps(r, indent=2))
