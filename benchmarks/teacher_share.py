@@ -31,7 +31,8 @@ def main():
 
     from spikebert.batching import encode_examples, make_loader
     from spikebert.data import label_fields, load_data
-    from spikebert.distill import Distiller, LayerMap, LossWeights, student_config, teacher_word_embeddings
+    from spikebert.distill import (Distiller, LayerMap, LossWeights, embeddings_from_teacher, student_config,
+                                   teacher_word_embeddings)
     from spikebert.models import load_classifier
     from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
     from spikebert.stages import load_student_init
@@ -48,7 +49,7 @@ def main():
         student = load_student_init(a.init, train.labels)
     else:
         student = SpikeBertForSequenceClassification(student_config(teacher.config, **label_fields(train.labels)))
-        student.init_embeddings_from(t_emb)  # as stage 2 does for a fresh student
+        embeddings_from_teacher(student, teacher)  # as stage 2 does for a fresh student
     lmap = LayerMap.parse(None, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
     distiller = Distiller(student, LossWeights(), lmap, t_emb).train()
     opt = torch.optim.AdamW(distiller.parameters(), lr=1e-4)

@@ -165,3 +165,8 @@ def teacher_position_embeddings(teacher) -> torch.Tensor | None:
     base = getattr(teacher, teacher.base_model_prefix, teacher)
     pos = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
     return pos.weight.detach() if isinstance(pos, torch.nn.Embedding) else None
+
+
+def embeddings_from_teacher(student: SpikeBertForSequenceClassification, teacher) -> None:
+    """Start a fresh student's word (and position) embeddings from the teacher's where the widths agree."""
+    student.init_embeddings_from(teacher_word_embeddings(teacher), teacher_position_embeddings(teacher))

@@ -17,8 +17,8 @@ from .batching import Encoded, encode_examples, tokenize
 from .checkpoint import check_output_dir, publish_model, write_json
 from .corpus import load_corpus
 from .data import TaskData, label_fields
-from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, student_config,
-                      teacher_position_embeddings, teacher_word_embeddings)
+from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, embeddings_from_teacher,
+                      student_config, teacher_word_embeddings)
 from .errors import SpikeBertError
 from .metrics import dev_evaluator
 from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
@@ -79,7 +79,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     tokenizer = load_tokenizer(path)
     config = student_config(teacher_model.config, **(shape or {}))
     student = SpikeBertForSequenceClassification(config)
-    student.init_embeddings_from(teacher_word_embeddings(teacher_model), teacher_position_embeddings(teacher_model))
+    embeddings_from_teacher(student, teacher_model)
     lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
     data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
     args.pad_token_id = tokenizer.pad_token_id or 0
@@ -155,7 +155,7 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
     else:
         config = student_config(teacher_model.config, **(shape or {}), **label_fields(train.labels))
         student = SpikeBertForSequenceClassification(config)
-        student.init_embeddings_from(t_emb, teacher_position_embeddings(teacher_model))
+        embeddings_from_teacher(student, teacher_model)
     if student.config.vocab_size != teacher_model.config.vocab_size:
         raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
                              f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
