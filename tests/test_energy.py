@@ -226,3 +226,19 @@ def test_energy_command_errors(snn_dir, bert_dir, tmp_path, capsys):
     assert code == 2 and "must be an ANN" in err
     code, _, err = run(capsys, "energy", "--model", str(snn_dir))
     assert code == 2 and "--task" in err
+
+
+def test_energy_command_runs_the_model_at_the_given_time_steps(snn_dir, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    reports = {}
+    for T in (1, 3):
+        code, out, err = run(capsys, "energy", "--model", str(snn_dir), "--file", str(texts), "--no-timing",
+                             "--time-steps", str(T), "--output", str(tmp_path / f"T{T}"), "--json")
+        assert code == 0, err
+        reports[T] = json.loads(out)
+    assert reports[1]["time_steps"] == 1 and reports[3]["time_steps"] == 3
+    # the first step is the same at any T, so three steps cost more than one
+    assert reports[3]["snn_energy_mj"] > reports[1]["snn_energy_mj"]
+    code, _, err = run(capsys, "energy", "--model", str(snn_dir), "--file", str(texts), "--time-steps", "0")
+    assert code == 2 and "--time-steps" in err

@@ -10,7 +10,7 @@ import typer
 
 from . import app
 from ..errors import SpikeBertError
-from .options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn
+from .options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
 
 Teacher = Annotated[Optional[str], typer.Option(
     "--teacher", help="count (and time) this BERT folder as the ANN reference ('default': the MiniLM); "
@@ -28,14 +28,18 @@ Neurons = Annotated[int, typer.Option(
     "--neurons", help="neurons shown per group in the pictures (0: all; the .npz keeps all)")]
 
 
-def _load_snn(model_dir: str, what: str):
+def _load_snn(model_dir: str, what: str, time_steps: int | None = None):
+    """A saved SpikeBERT model, run at ``time_steps`` when given (T owns no weights)."""
     from ..models import check_model_folder, load_classifier
 
     model_type = check_model_folder(model_dir)["model_type"]
     if model_type != "spikebert":
         raise SpikeBertError(f"{model_dir}: a {model_type} model has no spiking neurons; "
                              f"{what} needs a SpikeBERT model")
-    return load_classifier(model_dir)
+    snn, tokenizer = load_classifier(model_dir)
+    if time_steps is not None:
+        snn.config.time_steps = time_steps
+    return snn, tokenizer
 
 
 def _si(x: float) -> str:
@@ -108,8 +112,10 @@ def _load_ann(path):
 def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File = None, data_dir: DataDir = None,
                text_column: TextColumn = "text", teacher: Teacher = None, e_mac: EMac = 4.6, e_ac: EAc = 0.9,
                output: EnergyOutput = None, batch_size: BatchSize = None, max_length: MaxLength = 128,
-               limit: TextLimit = None, timing: Timing = True, threads: Threads = None, json_out: Json = False):
-    """Firing rates, operation counts and estimated energy of a SpikeBERT model against a BERT."""
+               limit: TextLimit = None, timing: Timing = True, threads: Threads = None, time_steps: TimeSteps = None,
+               json_out: Json = False):
+    """Firing rates, operation counts and estimated energy of a SpikeBERT model against a BERT. The
+    model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
     from ..data import load_data
     from ..energy import measure, save_plots
     from ..models import resolve_teacher
@@ -134,7 +140,7 @@ def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File
         import torch
 
         torch.set_num_threads(threads)
-    snn, tokenizer = _load_snn(model, "energy")
+    snn, tokenizer = _load_snn(model, "energy", time_steps)
     ann, ann_tokenizer, reference = None, None, ""
     if teacher is not None:
         path = resolve_teacher(teacher)
@@ -178,13 +184,13 @@ def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str]
 
 @app.command("inspect")
 def inspect_cmd(model: Model, text: Text, output: Output, neurons: Neurons = 128, max_length: MaxLength = 128,
-                json_out: Json = False):
+                time_steps: TimeSteps = None, json_out: Json = False):
     """Save spike rasters (neurons × time steps × tokens, per layer) of one text as PNG and .npz."""
     from ..raster import inspect_model
 
     if neurons < 0:
         raise SpikeBertError(f"--neurons must be >= 0 (got {neurons})")
-    snn, tokenizer = _load_snn(model, "inspect")
+    snn, tokenizer = _load_snn(model, "inspect", time_steps)
     result = inspect_model(snn, tokenizer, text, output, neurons=neurons, max_length=max_length)
     if json_out:
         print(json.dumps(result, ensure_ascii=False))
