@@ -138,3 +138,36 @@ def test_resume_with_another_lr_uses_it(tmp_path):
     assert resumed[2] == full[2]  # before the stop: the old rate
     for step in (5, 6, 7):  # after: the same cosine position, a tenth of the height
         assert abs(resumed[step] - full[step] / 10) < 1e-12, (step, resumed[step], full[step])
+
+
+def test_schedule_warms_up_decays_to_zero_at_its_horizon_and_stays_there():
+    from spikebert.errors import SpikeBertError
+    from spikebert.trainer import Schedule
+
+    cos, lin = Schedule("cosine", 0.1, 100), Schedule("linear", 0.1, 100)
+    assert cos(0) == 0 and cos(5) == pytest.approx(0.5) and cos(10) == pytest.approx(1.0)
+    assert cos(55) == pytest.approx(0.5) and lin(55) == pytest.approx(0.5)
+    assert cos(100) == pytest.approx(0) and cos(150) == pytest.approx(0) and lin(150) == 0
+    assert Schedule("constant", 0.0, 100)(150) == 1.0
+    with pytest.raises(SpikeBertError, match="unknown learning-rate schedule"):
+        Schedule("polynomial", 0.1, 100)
+
+
+def test_a_time_budget_ends_the_learning_rate_decay_when_the_time_runs_out(tmp_path):
+    """A run bounded by --max-minutes, planned for far more steps than the time allows, must not
+    stop with the rate still near its peak: the schedule is fitted to the time as it is measured."""
+    import json
+    import time
+
+    data = Encoded([[1] * (i % 5 + 1) for i in range(64)])
+
+    def loss_fn(model, batch):
+        time.sleep(0.01)
+        return model(batch["input_ids"]), {}
+
+    args = TrainArgs(output=str(tmp_path / "t"), epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, save_every=10**6,
+                     max_minutes=0.05)  # 3 s: a few hundred of the 8,000 planned steps
+    result = fit(Recorder(), data, args, loss_fn)
+    assert result.stopped_by == "max_minutes" and 50 < result.step < 8000
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "t" / "log.jsonl").read_text().splitlines()) if "lr" in r]
+    assert lrs[0] > 0.9e-3 and lrs[-1] < 0.1e-3  # decayed to (near) zero, not cut off at the peak

@@ -11,6 +11,8 @@ log, checkpoint; evaluate on dev at each epoch end and keep the best; publish th
   with the same result as a run that was never stopped (the batch order is a function of seed and
   epoch, and the resumed epoch skips the batches already seen).
 - A loss that is NaN or infinite stops the run, naming the step; the last checkpoint stays.
+- A run bounded by ``max_minutes`` fits its learning-rate schedule to the time: the decay ends
+  at the step the budget is expected to run out at, measured as the run goes.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class TrainArgs:
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup: float = 0.06  # fraction of the steps
-    schedule: str = "cosine"
+    schedule: str = "cosine"  # linear, cosine or constant, after a linear warm-up
     max_grad_norm: float = 1.0
     save_every: int = 200  # steps; checkpoints also at every epoch end
     max_batch_tokens: int | None = 1024  # larger batches (batch × length) run as accumulated micro-batches
@@ -119,6 +121,34 @@ def last_logged(folder, key: str = "loss") -> float | None:
     return values[-1] if values else None
 
 
+class Schedule:
+    """The learning-rate factor at a step: linear warm-up over ``warmup`` of the horizon, then linear
+    or cosine decay to 0 at ``horizon`` (or constant). A time budget moves the horizon (see
+    :meth:`fit_to_budget`); it is saved with the scheduler, so a resumed run keeps it."""
+
+    KINDS = ("linear", "cosine", "constant")
+
+    def __init__(self, kind: str, warmup: float, horizon: int):
+        if kind not in self.KINDS:
+            raise SpikeBertError(f"unknown learning-rate schedule {kind!r}: use one of {', '.join(self.KINDS)}")
+        self.kind, self.warmup, self.horizon = kind, warmup, horizon
+
+    def __call__(self, step: int) -> float:
+        warm = int(self.warmup * self.horizon)
+        if step < warm:
+            return step / warm
+        if self.kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warm) / max(1, self.horizon - warm))
+        return 1.0 - progress if self.kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def fit_to_budget(self, step: int, planned: int, seconds: float, budget: float):
+        """After ``step`` steps in ``seconds`` (evaluations included), end at the step the
+        ``budget`` (seconds) is expected to last to, never beyond the ``planned`` steps."""
+        expected = step + int((budget - seconds) * step / seconds)
+        self.horizon = max(step + 1, min(planned, expected))
+
+
 def _honour_new_lr(optimizer, scheduler, lr: float, verbose: bool):
     """A resumed run given another ``--lr`` (the advice after a NaN loss) uses it: the restored
     schedule keeps its shape and position, scaled to the new peak rate."""
@@ -167,10 +197,8 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
     no_decay = [p for p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    from transformers import get_scheduler
-
-    scheduler = get_scheduler(args.schedule, optimizer, num_warmup_steps=int(args.warmup * total),
-                              num_training_steps=total)
+    schedule = Schedule(args.schedule, args.warmup, total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer, prepared_loader, scheduler = acc.prepare(trainable, optimizer, loader, scheduler)
 
     step, best_score, best_step, history, elapsed = 0, None, None, [], 0.0
@@ -188,6 +216,8 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
             best_score, best_step = state.get("best_score"), state.get("best_step")
             history = json.loads(state.get("history", "[]"))
             set_rng_state(state["rng"])
+            if args.max_minutes is None:  # no budget now: the schedule runs to the planned end
+                schedule.horizon = total
             log.truncate_after(step)
             if acc.is_main_process:
                 print(f"resumed from {ckpt} (step {step} of {total})")
@@ -221,9 +251,9 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
 
     t0 = time.time()
     stopped_by = "epochs"
-    bar = tqdm(total=total, initial=step, desc=desc, disable=not acc.is_main_process, dynamic_ncols=True)
+    bar = tqdm(total=schedule.horizon, initial=step, desc=desc, disable=not acc.is_main_process, dynamic_ncols=True)
     model.train()
-    while step < total:
+    while step < schedule.horizon:
         epoch, skip = divmod(step, steps_per_epoch)
         # accelerate's loader re-sets the sampler's epoch to its own counter when iterated, and that
         # counter only advances on an exhausted loader: keep both at the true epoch
@@ -266,15 +296,20 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
                 log.write(step=step, epoch=step / steps_per_epoch, lr=scheduler.get_last_lr()[0], **logged)
             epoch_end = step % steps_per_epoch == 0
-            over_time = args.max_minutes is not None and (elapsed + time.time() - t0) / 60 >= args.max_minutes
-            if epoch_end or step >= total or (args.eval_every and step % args.eval_every == 0) or over_time:
+            spent = elapsed + time.time() - t0
+            if args.max_minutes is not None and step >= 10:  # the decay ends when the time does
+                schedule.fit_to_budget(step, total, spent, args.max_minutes * 60)
+                bar.total = schedule.horizon
+            end = step >= schedule.horizon
+            over_time = args.max_minutes is not None and (spent / 60 >= args.max_minutes or (end and step < total))
+            if epoch_end or end or (args.eval_every and step % args.eval_every == 0) or over_time:
                 run_eval(step / steps_per_epoch)
-            if step % args.save_every == 0 or epoch_end or step >= total or over_time:
+            if step % args.save_every == 0 or epoch_end or end or over_time:
                 checkpoint()
             if over_time:
                 stopped_by = "max_minutes"
                 break
-            if step >= total or epoch_end:
+            if end or epoch_end:
                 break
         if stopped_by == "max_minutes":
             break
