@@ -19,7 +19,7 @@ def log_losses(folder: Path, key: str = "loss") -> list[float]:
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stage1") / "s1"
-    code = run_cli(["distill", "pretrain", "--corpus", CORPUS, "--limit", "640", "--max-steps", "40",
+    code = run_cli(["distill", "pretrain", "--corpus", CORPUS, "--limit", "640", "--sample", "--max-steps", "40",
                     "--batch-size", "16", "--max-length", "48", "--lr", "3e-3", "--output", out, *TINY_SHAPE])
     assert code == 0
     return out
@@ -32,8 +32,30 @@ def test_stage1_loss_falls_and_saves_a_student(stage1):
     assert last < 0.9 * first, losses
     m = json.loads((stage1 / "metrics.json").read_text())
     assert m["kind"] == "stage1" and m["steps"] == 40 and m["layer_map"] == "1:6"
+    assert m["texts"] == 640 and m["sample_seed"] == 42  # --sample: drawn by --seed from every line
     cfg = json.loads((stage1 / "config.json").read_text())
     assert cfg["model_type"] == "spikebert" and cfg["hidden_size"] == 64 and cfg["teacher_hidden_size"] == 384
+
+
+def test_a_corpus_limit_takes_the_first_lines_or_a_seeded_sample_of_all():
+    from transformers import AutoTokenizer
+
+    from spikebert.corpus import load_corpus
+    from spikebert.models import resolve_teacher
+
+    tok = AutoTokenizer.from_pretrained(resolve_teacher(None))
+    lines = [ln.strip() for ln in CORPUS.read_text(encoding="utf-8").split("\n") if ln.strip()]
+
+    def texts(ds):
+        return [tok.decode(ids, skip_special_tokens=True) for ids in ds.table["input_ids"]]
+
+    first = texts(load_corpus([CORPUS], tok, 64, limit=20))
+    assert first == [tok.decode(tok(t, truncation=True, max_length=64)["input_ids"], skip_special_tokens=True)
+                     for t in lines[:20]]
+    sample = texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=42))
+    assert len(sample) == 20 and sample != first
+    assert texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=42)) == sample  # reproducible
+    assert texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=1)) != sample
 
 
 def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):

@@ -96,6 +96,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
 
     result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
     metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(data),
+               "sample_seed": shuffle_seed,
                "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
                "final_loss": last_logged(args.output), "seconds": round(result.seconds, 1),
                "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}

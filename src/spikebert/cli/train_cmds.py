@@ -115,14 +115,15 @@ def distill_pretrain(output: Output, corpus: list[str] = typer.Option(..., "--co
                      lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None, resume: Resume = False,
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                      tau: Tau = None, threshold: Threshold = None,
-                     positions: Positions = None,
-                     save_every: SaveEvery = None):
+                     positions: Positions = None, save_every: SaveEvery = None,
+                     sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
+                                                 "of all the lines, as `spikebert run` takes, not the first N")):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
     from ..stages import STAGE1_DEFAULTS, pretrain_distill
 
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE1_DEFAULTS, save_every)
     m = pretrain_distill(teacher, corpus, args, shape_of(depth, width, heads, time_steps, tau, threshold, positions),
-                         max_length, layer_map, limit)
+                         max_length, layer_map, limit, shuffle_seed=seed if sample else None)
     print(f"stage 1: {m['steps']} steps on {m['texts']} texts, final loss {m['final_loss']:.4f}, "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
