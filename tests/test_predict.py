@@ -112,6 +112,19 @@ def test_predict_command(snn_dir, tmp_path, capsys):
     assert code == 2 and "text 2 is empty" in err
 
 
+def test_predict_at_another_time_step_count(snn_dir, bert_dir, capsys):
+    saved = Classifier.from_pretrained(snn_dir)
+    one = Classifier.from_pretrained(snn_dir, time_steps=1)
+    assert saved.model.config.time_steps == 4 and one.model.config.time_steps == 1
+    assert not torch.allclose(saved.probabilities(TEXTS), one.probabilities(TEXTS))
+    code, out, err = run(capsys, "predict", "--model", str(snn_dir), "--time-steps", "1", "--json", *TEXTS)
+    assert code == 0, err
+    got = [p["probabilities"] for p in json.loads(out)["predictions"]]
+    assert torch.allclose(torch.tensor([[p[k] for k in LABELS.values()] for p in got]), one.probabilities(TEXTS), atol=1e-5)
+    code, _, err = run(capsys, "predict", "--model", str(bert_dir), "--time-steps", "2", "fine")
+    assert code == 2 and "applies to a SpikeBERT model, not a bert" in err
+
+
 def test_inspect_command(snn_dir, bert_dir, tmp_path, capsys, tokenizer):
     out_dir = tmp_path / "rasters"
     text = "a gorgeous , witty movie ."

@@ -70,8 +70,9 @@ def _check_safetensors(path: Path):
         raise SpikeBertError(f"{path}: weight file holds no tensors")
 
 
-def load_classifier(path, num_labels: int | None = None):
-    """A saved classifier (SpikeBERT or any `transformers` sequence classifier) and its tokenizer."""
+def load_classifier(path, num_labels: int | None = None, time_steps: int | None = None):
+    """A saved classifier (SpikeBERT or any `transformers` sequence classifier) and its tokenizer.
+    ``time_steps`` runs a SpikeBERT model at another T than it was saved with (T owns no weights)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from . import register_auto_classes
@@ -93,6 +94,12 @@ def load_classifier(path, num_labels: int | None = None):
     tokenizer = load_tokenizer(path)
     if num_labels is not None and model.config.num_labels != num_labels:
         raise SpikeBertError(f"{path}: the model has {model.config.num_labels} classes, the data {num_labels}")
+    if time_steps is not None:
+        if not is_snn(model):
+            raise SpikeBertError(f"{path}: --time-steps applies to a SpikeBERT model, not a {model.config.model_type}")
+        if time_steps < 1:
+            raise SpikeBertError(f"--time-steps must be >= 1 (got {time_steps})")
+        model.config.time_steps = time_steps
     return model, tokenizer
 
 

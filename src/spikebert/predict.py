@@ -38,10 +38,12 @@ class Classifier:
         self.batch_size, self.max_length = batch_size, max_length
 
     @classmethod
-    def from_pretrained(cls, path, batch_size: int = 32, max_length: int = 128) -> "Classifier":
+    def from_pretrained(cls, path, batch_size: int = 32, max_length: int = 128,
+                        time_steps: int | None = None) -> "Classifier":
+        """``time_steps``: run a SpikeBERT model at another T than it was saved with."""
         from .models import load_classifier
 
-        model, tokenizer = load_classifier(path)
+        model, tokenizer = load_classifier(path, time_steps=time_steps)
         return cls(model, tokenizer, batch_size=batch_size, max_length=max_length)
 
     @property

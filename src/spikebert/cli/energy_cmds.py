@@ -36,10 +36,7 @@ def _load_snn(model_dir: str, what: str, time_steps: int | None = None):
     if model_type != "spikebert":
         raise SpikeBertError(f"{model_dir}: a {model_type} model has no spiking neurons; "
                              f"{what} needs a SpikeBERT model")
-    snn, tokenizer = load_classifier(model_dir)
-    if time_steps is not None:
-        snn.config.time_steps = time_steps
-    return snn, tokenizer
+    return load_classifier(model_dir, time_steps=time_steps)
 
 
 def _si(x: float) -> str:
@@ -164,14 +161,15 @@ def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File
 def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str], typer.Option(
                     "--file", help="texts to label: one a line, or a CSV/TSV/JSONL file's --text-column")] = None,
                 text_column: TextColumn = "text", batch_size: BatchSize = None, max_length: MaxLength = 128,
-                json_out: Json = False):
+                time_steps: TimeSteps = None, json_out: Json = False):
     """Label texts with a saved classifier (SpikeBERT or BERT): label, score and probabilities."""
     from ..predict import Classifier, read_texts
 
     if bool(texts) == bool(file):
         raise SpikeBertError("give texts to label, or --file PATH (not both)")
     items = list(texts) if texts else read_texts(file, text_column)
-    clf = Classifier.from_pretrained(model, batch_size=32 if batch_size is None else batch_size, max_length=max_length)
+    clf = Classifier.from_pretrained(model, batch_size=32 if batch_size is None else batch_size, max_length=max_length,
+                                     time_steps=time_steps)
     results = clf.predict(items)
     if json_out:
         print(json.dumps({"model": str(model), "labels": clf.labels,

@@ -69,11 +69,7 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     from ..models import load_classifier
 
     data = load_data(task, split, data_dir, file, text_column, label_column) if task else None
-    clf, tokenizer = load_classifier(model)
-    if time_steps is not None:
-        if clf.config.model_type != "spikebert":
-            raise SpikeBertError(f"{model}: --time-steps applies to a SpikeBERT model, not a {clf.config.model_type}")
-        clf.config.time_steps = time_steps
+    clf, tokenizer = load_classifier(model, time_steps=time_steps)
     if data is None:  # a user file: its labels are the model's classes
         labels = tuple(clf.config.id2label[i] for i in range(clf.config.num_labels))
         data = load_data(None, split, data_dir, file, text_column, label_column, labels=labels)
