@@ -168,6 +168,6 @@ def test_a_time_budget_ends_the_learning_rate_decay_when_the_time_runs_out(tmp_p
     args = TrainArgs(output=str(tmp_path / "t"), epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, save_every=10**6,
                      max_minutes=0.05)  # 3 s: a few hundred of the 8,000 planned steps
     result = fit(Recorder(), data, args, loss_fn)
-    assert result.stopped_by == "max_minutes" and 50 < result.step < 8000
+    assert result.stopped_by == "max_minutes" and 20 < result.step < 8000
     lrs = [r["lr"] for r in map(json.loads, (tmp_path / "t" / "log.jsonl").read_text().splitlines()) if "lr" in r]
     assert lrs[0] > 0.9e-3 and lrs[-1] < 0.1e-3  # decayed to (near) zero, not cut off at the peak
