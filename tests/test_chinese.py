@@ -28,9 +28,10 @@ def zh_corpora() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def zh_tokenizer_dir(zh_corpora, tmp_path_factory) -> Path:
-    """A tokenizer trained by the command line on the first 3000 lines of the reviews."""
+    """A tokenizer trained by the command line on the first 3000 lines of the reviews; the two
+    corpus files follow one --corpus, as a shell glob (--corpus zh/*.txt) gives them."""
     out = tmp_path_factory.mktemp("zh-tok") / "tok"
-    code = run_cli(["tokenizer", "train", "--corpus", zh_corpora[0], "--corpus", zh_corpora[1],
+    code = run_cli(["tokenizer", "train", "--corpus", zh_corpora[0], zh_corpora[1],
                     "--limit", "3000", "--vocab-size", "6000", "--output", out])
     assert code == 0
     return out
@@ -92,6 +93,7 @@ def test_tokenizer_folder_loads_offline(zh_tokenizer_dir, monkeypatch):
     assert all(tok.convert_tokens_to_ids(t) == i for i, t in enumerate(vocab))
     info = json.loads((zh_tokenizer_dir / "tokenizer_info.json").read_text())
     assert info["texts"] == 3000 and info["single_characters"] > 2000
+    assert info["sources"] == [str(REVIEWS), str(DAILY)]
 
 
 def test_tokenizer_splits_cjk_into_characters_and_round_trips(zh_tokenizer_dir, zh_corpora):
@@ -122,6 +124,10 @@ def test_tokenizer_splits_cjk_into_characters_and_round_trips(zh_tokenizer_dir, 
 def test_tokenizer_train_without_text_is_one_error_line(tmp_path, capsys):
     assert run_cli(["tokenizer", "train", "--output", tmp_path / "t"]) == 2
     assert_one_error_line(capsys.readouterr().err, "--corpus")
+    # a stray word with no --corpus to belong to is a usage error, not a corpus file
+    assert run_cli(["tokenizer", "train", "--output", tmp_path / "t", "stray.txt"]) == 2
+    err = capsys.readouterr().err
+    assert "unexpected extra argument" in err and "stray.txt" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -32,3 +33,17 @@ Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time c
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
 Positions = Annotated[Optional[bool], typer.Option("--positions/--no-positions", help="learned position embeddings (starting from the teacher's, when there is one)")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]
+
+
+# context settings of a command whose --corpus takes all the files a shell glob gives
+MANY_FILES = {"allow_extra_args": True}
+
+
+def corpus_files(ctx: typer.Context, corpus: list[str] | None) -> list[str] | None:
+    """``--corpus a.txt b.txt`` (what ``--corpus dir/*.txt`` becomes in a shell) as well as
+    ``--corpus a.txt --corpus b.txt``: the words click leaves over are more corpus files. Such words
+    with no ``--corpus`` at all are a usage error, as they are in every other command."""
+    if ctx.args and not corpus:
+        usage_error = sys.modules[typer.BadParameter.__module__].UsageError  # the click typer runs on
+        raise usage_error(f"Got unexpected extra argument(s) ({' '.join(ctx.args)})", ctx)
+    return [*(corpus or []), *ctx.args] or None

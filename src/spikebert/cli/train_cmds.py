@@ -10,8 +10,9 @@ import typer
 from ..data import load_data
 from ..trainer import TrainArgs
 from . import app, teacher_app
-from .options import (BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes,
-                      MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn, TimeSteps)
+from .options import (MANY_FILES, BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength,
+                      MaxMinutes, MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn, TimeSteps,
+                      corpus_files)
 
 
 def train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, defaults: dict,
@@ -104,8 +105,9 @@ def shape_of(depth, width, heads, time_steps, tau, threshold, position_embedding
     return {k: v for k, v in shape.items() if v is not None}
 
 
-@distill_app.command("pretrain")
-def distill_pretrain(output: Output, corpus: list[str] = typer.Option(..., "--corpus", help="text file(s), one text a line"),
+@distill_app.command("pretrain", context_settings=MANY_FILES)
+def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typer.Option(
+                         ..., "--corpus", help="text file(s), one text a line; several may follow one --corpus (dir/*.txt)"),
                      teacher: str = TeacherOpt, layer_map: str = LayerMapOpt, seed: Seed = 42, epochs: Epochs = None,
                      max_steps: MaxSteps = None, max_minutes: MaxMinutes = None, batch_size: BatchSize = None,
                      lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None, resume: Resume = False,
@@ -118,8 +120,9 @@ def distill_pretrain(output: Output, corpus: list[str] = typer.Option(..., "--co
     from ..stages import STAGE1_DEFAULTS, pretrain_distill
 
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE1_DEFAULTS, save_every)
-    m = pretrain_distill(teacher, corpus, args, shape_of(depth, width, heads, time_steps, tau, threshold, positions),
-                         max_length, layer_map, limit, shuffle_seed=seed if sample else None)
+    m = pretrain_distill(teacher, corpus_files(ctx, corpus), args,
+                         shape_of(depth, width, heads, time_steps, tau, threshold, positions), max_length, layer_map,
+                         limit, shuffle_seed=seed if sample else None)
     print(f"stage 1: {m['steps']} steps on {m['texts']} texts, final loss {m['final_loss']:.4f}, "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -175,8 +178,8 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
 
-@app.command("run")
-def run_cmd(task: str = typer.Option(..., "--task", help="the task to run the whole method on"),
+@app.command("run", context_settings=MANY_FILES)
+def run_cmd(ctx: typer.Context, task: str = typer.Option(..., "--task", help="the task to run the whole method on"),
             workdir: str = typer.Option("runs", "--workdir", help="where every stage's folder goes"),
             preset: str = typer.Option("cpu", "--preset", help="cpu (default, 2-core machine), paper (GPU scale), tiny (smoke test)"),
             teacher: str = TeacherOpt, corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
@@ -188,6 +191,6 @@ def run_cmd(task: str = typer.Option(..., "--task", help="the task to run the wh
     preset give the students folders of their own (runs/sst2/snn-T8)."""
     from ..pipeline import run
 
-    r = run(task, workdir, preset, teacher, corpus or None, data_dir, seed,
+    r = run(task, workdir, preset, teacher, corpus_files(ctx, corpus), data_dir, seed,
             shape_of(depth, width, heads, time_steps, tau, threshold, positions), energy)
     print(json.dumps(r, indent=2))

@@ -14,18 +14,19 @@ from typing import Annotated, Optional
 import typer
 
 from . import teacher_app, tokenizer_app
-from .options import (BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume, Seed)
+from .options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
+                      Seed, corpus_files)
 from .train_cmds import train_args
 
-Corpus = Annotated[Optional[list[str]], typer.Option("--corpus", help="text file(s), one text a line (UTF-8)")]
+Corpus = Annotated[Optional[list[str]], typer.Option("--corpus", help="text file(s), one text a line (UTF-8); several may follow one --corpus (dir/*.txt)")]
 CorpusLimit = Annotated[Optional[int], typer.Option(
     "--limit", help="read only the first N corpus lines (over all files; task texts are added in full)")]
 AddTaskTexts = Annotated[Optional[list[str]], typer.Option(
     "--add-task-texts", help="also use this task's TRAIN split texts as unlabelled text (never dev/test); repeatable")]
 
 
-@tokenizer_app.command("train")
-def tokenizer_train(output: Output, corpus: Corpus = None, vocab_size: int = typer.Option(
+@tokenizer_app.command("train", context_settings=MANY_FILES)
+def tokenizer_train(ctx: typer.Context, output: Output, corpus: Corpus = None, vocab_size: int = typer.Option(
         None, "--vocab-size", help="vocabulary size (default 8000: every character of the zh corpora plus "
                                    "~2.7k Latin/number pieces)"),
         limit: CorpusLimit = None, lowercase: bool = typer.Option(True, "--lowercase/--no-lowercase",
@@ -35,6 +36,7 @@ def tokenizer_train(output: Output, corpus: Corpus = None, vocab_size: int = typ
     from ..pretrain import pretraining_texts
     from ..wordpiece import DEFAULT_VOCAB_SIZE, train_tokenizer
 
+    corpus = corpus_files(ctx, corpus)
     texts, sources = pretraining_texts(corpus, limit, add_task_texts, data_dir)
     info = train_tokenizer(texts, output, vocab_size or DEFAULT_VOCAB_SIZE, lowercase,
                            sources=[str(c) for c in corpus or []] + [f"task:{t}/train" for t in add_task_texts or []])
@@ -42,8 +44,8 @@ def tokenizer_train(output: Output, corpus: Corpus = None, vocab_size: int = typ
           f"from {info['texts']} texts, {info['seconds']:.1f} s -> {output}")
 
 
-@teacher_app.command("pretrain")
-def teacher_pretrain(output: Output, corpus: Corpus = None, tokenizer: str = typer.Option(
+@teacher_app.command("pretrain", context_settings=MANY_FILES)
+def teacher_pretrain(ctx: typer.Context, output: Output, corpus: Corpus = None, tokenizer: str = typer.Option(
         None, "--tokenizer", help="tokenizer folder from `spikebert tokenizer train` (default: train one on the "
                                   "same texts into OUTPUT/tokenizer)"),
         layers: int = typer.Option(None, "--layers", help="encoder layers (default 4)"),
@@ -58,6 +60,7 @@ def teacher_pretrain(output: Output, corpus: Corpus = None, tokenizer: str = typ
     """Pre-train a small BERT from scratch with masked-LM on a corpus; fine-tune it with `teacher finetune`."""
     from ..pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
 
+    corpus = corpus_files(ctx, corpus)
     texts, sources = pretraining_texts(corpus, limit, add_task_texts, data_dir)
     if tokenizer is None:
         tokenizer = str(Path(output) / "tokenizer")
