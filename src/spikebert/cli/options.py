@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -44,6 +43,5 @@ def corpus_files(ctx: typer.Context, corpus: list[str] | None) -> list[str] | No
     ``--corpus a.txt --corpus b.txt``: the words click leaves over are more corpus files. Such words
     with no ``--corpus`` at all are a usage error, as they are in every other command."""
     if ctx.args and not corpus:
-        usage_error = sys.modules[typer.BadParameter.__module__].UsageError  # the click typer runs on
-        raise usage_error(f"Got unexpected extra argument(s) ({' '.join(ctx.args)})", ctx)
+        ctx.fail(f"Got unexpected extra argument(s) ({' '.join(ctx.args)})")
     return [*(corpus or []), *ctx.args] or None
