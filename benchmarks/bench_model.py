@@ -27,7 +27,7 @@ CONFIGS = {
 
 def patch_neurons(model, kind: str):
     import torch
-    from spikebert.neuron import LIF
+    from spikebert.neurons.lif import LIF
 
     for m in model.modules():
         if not isinstance(m, LIF):
@@ -53,7 +53,7 @@ def one(config: str, neuron: str, batch: int, length: int, time_steps: int, step
         checkpoint_tokens: int | None = None, max_batch_tokens: int | None = None):
     import torch
     from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-    from spikebert.trainer import micro_batches
+    from spikebert.training.trainer import micro_batches
 
     if threads:
         torch.set_num_threads(threads)

@@ -41,7 +41,7 @@ def run(args: list[str], out: Path) -> dict:
 
 
 def majority(task: str) -> float:
-    from spikebert.data import load_data
+    from spikebert.data.tasks import load_data
 
     dev = load_data(task, "dev")
     return max(dev.label_counts().values()) / len(dev.examples)

@@ -29,14 +29,14 @@ def main():
 
     import torch
 
-    from spikebert.batching import encode_examples, make_loader
-    from spikebert.data import label_fields, load_data
-    from spikebert.distill import (Distiller, LayerMap, LossWeights, embeddings_from_teacher, student_config,
+    from spikebert.data.batching import encode_examples, make_loader
+    from spikebert.data.tasks import label_fields, load_data
+    from spikebert.distill.losses import (Distiller, LayerMap, LossWeights, embeddings_from_teacher, student_config,
                                    teacher_word_embeddings)
-    from spikebert.models import load_classifier
+    from spikebert.folders import load_classifier
     from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
-    from spikebert.stages import load_student_init
-    from spikebert.trainer import micro_batches
+    from spikebert.distill.stages import load_student_init
+    from spikebert.training.trainer import micro_batches
 
     if a.threads:
         torch.set_num_threads(a.threads)

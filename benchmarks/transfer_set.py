@@ -35,11 +35,11 @@ def main():
     ap.add_argument("--output", required=True)
     a = ap.parse_args()
 
-    from spikebert import stages
-    from spikebert.augment import AugmentConfig
-    from spikebert.data import load_data
+    from spikebert.distill import stages
+    from spikebert.distill.augment import AugmentConfig
+    from spikebert.data.tasks import load_data
     from spikebert.pipeline import DEFAULT_AUGMENT
-    from spikebert.trainer import TrainArgs
+    from spikebert.training.trainer import TrainArgs
 
     lines = [t for t in stages.read_corpus(a.corpus) if len(t.split()) <= a.max_words]
     random.Random(1234).shuffle(lines)

@@ -143,7 +143,7 @@ def tiny_teacher(mini_sst2_dir, tmp_path_factory) -> Path:
             pytest.fail(f"`spikebert teacher finetune` exited with {code} while building the tiny teacher",
                         pytrace=False)
     from spikebert.errors import SpikeBertError
-    from spikebert.models import load_classifier
+    from spikebert.folders import load_classifier
 
     try:
         model, _ = load_classifier(out)

@@ -53,7 +53,7 @@ def _slice(path: Path, n: int) -> list[str]:
 
 
 def test_chinese_task_counts(data_dir):
-    from spikebert.data import load_data
+    from spikebert.data.tasks import load_data
 
     train, dev = load_data("chnsenti", "train", data_dir), load_data("chnsenti", "dev", data_dir)
     assert (len(train.examples), len(dev.examples)) == (9600, 1200)
@@ -68,8 +68,8 @@ def test_chinese_task_counts(data_dir):
 
 
 def test_add_task_texts_takes_train_split_only(data_dir, zh_corpora):
-    from spikebert.data import load_data
-    from spikebert.pretrain import pretraining_texts
+    from spikebert.data.tasks import load_data
+    from spikebert.teachers.pretrain import pretraining_texts
 
     texts, sources = pretraining_texts([str(zh_corpora[0])], 10, ["waimai"], data_dir)
     train = [e.text for e in load_data("waimai", "train", data_dir).examples]
@@ -137,8 +137,8 @@ def test_tokenizer_train_without_text_is_one_error_line(tmp_path, capsys):
 def test_masking_is_bert_style_and_deterministic(zh_tokenizer_dir, zh_corpora):
     from transformers import AutoTokenizer
 
-    from spikebert.batching import Collator, tokenize
-    from spikebert.pretrain import Masker
+    from spikebert.data.batching import Collator, tokenize
+    from spikebert.teachers.pretrain import Masker
 
     tok = AutoTokenizer.from_pretrained(str(zh_tokenizer_dir))
     ids = tokenize(tok, _slice(zh_corpora[0], 400), 128)
@@ -215,7 +215,7 @@ def test_finetune_takes_the_pretrained_teacher(pretrained_dir, data_dir, tmp_pat
                     data_dir, "--limit", "64", "--max-steps", "3", "--max-length", "64", "--output", out]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 3 and m["dev_examples"] == 1200 and 0.0 <= m["dev_accuracy"] <= 1.0
-    from spikebert.models import load_classifier
+    from spikebert.folders import load_classifier
 
     model, tok = load_classifier(out)
     assert model.config.num_labels == 2 and model.config.vocab_size == len(tok)

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from conftest import run_cli
-from spikebert.data import TASKS, Example, load_data, read_task_file, read_user_file, stratified_split
+from spikebert.data.tasks import TASKS, Example, load_data, read_task_file, read_user_file, stratified_split
 from spikebert.errors import SpikeBertError
 
 # (train n, dev n, train label counts, dev label counts), counted from the raw files with shell tools
@@ -110,7 +110,7 @@ def test_cut_dev_split_is_the_same_in_another_process(splits, data_dir):
     """No dependence on hash randomisation or process state: a fresh interpreter with another
     PYTHONHASHSEED cuts the same dev splits."""
     code = ("import hashlib, sys\n"
-            "from spikebert.data import load_data\n"
+            "from spikebert.data.tasks import load_data\n"
             "for t in ('mr', 'subj', 'waimai'):\n"
             "    h = hashlib.sha256()\n"
             "    for ex in load_data(t, 'dev', sys.argv[1]).examples:\n"

@@ -40,8 +40,8 @@ def test_stage1_loss_falls_and_saves_a_student(stage1):
 def test_a_corpus_limit_takes_the_first_lines_or_a_seeded_sample_of_all():
     from transformers import AutoTokenizer
 
-    from spikebert.corpus import load_corpus
-    from spikebert.models import resolve_teacher
+    from spikebert.data.corpus import load_corpus
+    from spikebert.folders import resolve_teacher
 
     tok = AutoTokenizer.from_pretrained(resolve_teacher(None))
     lines = [ln.strip() for ln in CORPUS.read_text(encoding="utf-8").split("\n") if ln.strip()]
@@ -120,11 +120,11 @@ def test_stage1_mismatch_is_a_clear_error(stage1, tiny_teacher, mini_sst2_dir, t
 
 
 def test_augmentation_is_reproducible_and_soft_labelled(tiny_teacher):
-    from spikebert.augment import AugmentConfig, augment
-    from spikebert.batching import Encoded
-    from spikebert.data import Example, TaskData
-    from spikebert.models import load_classifier
-    from spikebert.stages import _train_set
+    from spikebert.distill.augment import AugmentConfig, augment
+    from spikebert.data.batching import Encoded
+    from spikebert.data.tasks import Example, TaskData
+    from spikebert.folders import load_classifier
+    from spikebert.distill.stages import _train_set
 
     model, tok = load_classifier(tiny_teacher)
     emb = model.get_input_embeddings().weight

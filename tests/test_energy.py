@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-from spikebert.energy import E_MAC_PJ, AnnShape, ann_ops, measure
+from spikebert.analysis.energy import E_MAC_PJ, AnnShape, ann_ops, measure
 
 DATA = Path(os.environ.get("SPIKEBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 TEXTS = ["a gorgeous , witty , seductive movie .", "dull .",
@@ -92,7 +92,7 @@ def test_ann_count_equals_torch_flop_counter():
 
 def hand_count(model, tokenizer, texts):
     """Spikes captured with plain forward hooks; every operation counted from its definition."""
-    from spikebert.neuron import LIF
+    from spikebert.neurons.lif import LIF
 
     spikes = {}
     hooks = [m.register_forward_hook(lambda mod, args, out: spikes.__setitem__(mod.name, out.clone()))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-from spikebert.neuron import LIF
+from spikebert.neurons.lif import LIF
 
 
 def small(**kw):
@@ -89,8 +89,8 @@ def test_without_positions_the_student_does_not_see_word_order():
 def test_student_starts_from_the_teachers_word_and_position_embeddings():
     from transformers import AutoModel
 
-    from spikebert.distill import student_config, teacher_position_embeddings, teacher_word_embeddings
-    from spikebert.models import resolve_teacher
+    from spikebert.distill.losses import student_config, teacher_position_embeddings, teacher_word_embeddings
+    from spikebert.folders import resolve_teacher
 
     teacher = AutoModel.from_pretrained(resolve_teacher(None))
     words, positions = teacher_word_embeddings(teacher), teacher_position_embeddings(teacher)
@@ -168,7 +168,7 @@ def test_defaults_and_transformers_interface():
 
 def test_config_of_the_wrong_shape_for_a_checkpoint_is_a_clear_error(tmp_path):
     from spikebert.errors import SpikeBertError
-    from spikebert.models import load_classifier
+    from spikebert.folders import load_classifier
 
     model = small()
     model.save_pretrained(tmp_path)

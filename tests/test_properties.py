@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from spikebert.data import TASKS, read_task_file, read_user_file
+from spikebert.data.tasks import TASKS, read_task_file, read_user_file
 from spikebert.errors import SpikeBertError
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

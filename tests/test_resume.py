@@ -262,8 +262,8 @@ class _Stop(Exception):
 def _fit(out, record, stop_at=None, resume=False):
     """fit() on 32 one-token texts in batches of 8 (4 steps an epoch), 12 steps, a checkpoint every 3;
     ``record`` gets the example indices of every batch; ``stop_at``: raise before that step (a kill)."""
-    from spikebert.batching import Encoded
-    from spikebert.trainer import TrainArgs, fit
+    from spikebert.data.batching import Encoded
+    from spikebert.training.trainer import TrainArgs, fit
 
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 2)

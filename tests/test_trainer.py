@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from spikebert.batching import Encoded, LengthBucketSampler
-from spikebert.trainer import TrainArgs, fit
+from spikebert.data.batching import Encoded, LengthBucketSampler
+from spikebert.training.trainer import TrainArgs, fit
 
 
 def test_batches_are_length_bucketed_and_seeded():
@@ -54,7 +54,7 @@ def test_every_epoch_has_its_own_order_and_resume_replays_it(tmp_path):
 
 
 def test_micro_batches_make_the_same_step_as_the_whole_batch():
-    from spikebert.trainer import micro_batches
+    from spikebert.training.trainer import micro_batches
 
     torch.manual_seed(0)
     batch = {"input_ids": torch.randint(0, 9, (8, 6)), "labels": torch.randint(0, 2, (8,))}
@@ -142,7 +142,7 @@ def test_resume_with_another_lr_uses_it(tmp_path):
 
 def test_schedule_warms_up_decays_to_zero_at_its_horizon_and_stays_there():
     from spikebert.errors import SpikeBertError
-    from spikebert.trainer import Schedule
+    from spikebert.training.trainer import Schedule
 
     cos, lin = Schedule("cosine", 0.1, 100), Schedule("linear", 0.1, 100)
     assert cos(0) == 0 and cos(5) == pytest.approx(0.5) and cos(10) == pytest.approx(1.0)

@@ -1,9 +1,9 @@
 """spikebert: distil a BERT-family encoder into a spiking Transformer text classifier."""
 
-from .modeling_spikebert import (SpikeBertConfig, SpikeBertForSequenceClassification, SpikeBertModel,
+from spikebert.modeling_spikebert import (SpikeBertConfig, SpikeBertForSequenceClassification, SpikeBertModel,
                                  register_auto_classes)
 
-from .predict import Classifier  # noqa: E402
+from spikebert.predict import Classifier  # noqa: E402
 
 register_auto_classes()
 

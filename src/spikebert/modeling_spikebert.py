@@ -22,7 +22,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .neuron import LIF, SpikeRecorder
+from spikebert.neurons.lif import LIF, SpikeRecorder
 
 
 class SpikeBertConfig(PretrainedConfig):

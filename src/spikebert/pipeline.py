@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .checkpoint import write_json
-from .errors import SpikeBertError
+from spikebert.training.checkpoint import write_json
+from spikebert.errors import SpikeBertError
 
 CORPORA_ENV = "SPIKEBERT_CORPORA"
 DEFAULT_AUGMENT = 1
@@ -105,9 +105,9 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
                     data_dir=None) -> Path:
     """Tokenizer and MLM pre-training on the language's corpus plus the *train* texts of the
     language's tasks (unlabelled; never dev or test), reused by every task of the language."""
-    from .pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
-    from .trainer import TrainArgs
-    from .wordpiece import train_tokenizer
+    from spikebert.teachers.pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
+    from spikebert.training.trainer import TrainArgs
+    from spikebert.teachers.wordpiece import train_tokenizer
 
     folder = work / f"teacher-{language}-{preset}"
     if _finished(folder) is not None:
@@ -132,7 +132,7 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
 def _tasks_with_train(language: str, data_dir) -> list[str]:
     """The registry tasks of a language whose training file is in the data folder (all of them
     when the data come from the hub)."""
-    from .data import TASKS, resolve_data_dir, split_file
+    from spikebert.data.tasks import TASKS, resolve_data_dir, split_file
 
     root = resolve_data_dir(data_dir)
     return [name for name, spec in TASKS.items() if spec.language == language
@@ -147,12 +147,12 @@ def _finished(folder: Path) -> dict | None:
 def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | None = None,
         corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
         shape: dict | None = None, energy: bool = True, log=print) -> dict:
-    from .data import load_data
-    from .models import resolve_teacher
-    from .stages import STAGE1_DEFAULTS, STAGE2_DEFAULTS, pretrain_distill, task_distill
-    from .teacher import TEACHER_DEFAULTS, finetune_teacher
-    from .trainer import TrainArgs
-    from .augment import AugmentConfig
+    from spikebert.data.tasks import load_data
+    from spikebert.folders import resolve_teacher
+    from spikebert.distill.stages import STAGE1_DEFAULTS, STAGE2_DEFAULTS, pretrain_distill, task_distill
+    from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
+    from spikebert.training.trainer import TrainArgs
+    from spikebert.distill.augment import AugmentConfig
 
     if preset not in PRESETS:
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -215,8 +215,8 @@ def run(task: str, workdir: str = "runs", preset: str = "cpu", teacher: str | No
     report["snn_dev_accuracy"] = m2.get("dev_accuracy")
 
     if energy:
-        from .energy import measure, save_plots
-        from .models import load_classifier
+        from spikebert.analysis.energy import measure, save_plots
+        from spikebert.folders import load_classifier
 
         snn, tokenizer = load_classifier(snn_dir)
         ann, ann_tokenizer = load_classifier(teacher_dir)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .batching import Encoded, make_loader, tokenize
-from .data import read_delimited, read_jsonl, read_lines
-from .errors import SpikeBertError
+from spikebert.data.batching import Encoded, make_loader, tokenize
+from spikebert.data.tasks import read_delimited, read_jsonl, read_lines
+from spikebert.errors import SpikeBertError
 
 
 class Classifier:
@@ -41,7 +41,7 @@ class Classifier:
     def from_pretrained(cls, path, batch_size: int = 32, max_length: int = 128,
                         time_steps: int | None = None) -> "Classifier":
         """``time_steps``: run a SpikeBERT model at another T than it was saved with."""
-        from .models import load_classifier
+        from spikebert.folders import load_classifier
 
         model, tokenizer = load_classifier(path, time_steps=time_steps)
         return cls(model, tokenizer, batch_size=batch_size, max_length=max_length)

@@ -11,7 +11,7 @@ import sys
 import click
 import typer
 
-from ..errors import SpikeBertError
+from spikebert.errors import SpikeBertError
 
 app = typer.Typer(help="Distil a BERT-family encoder into a spiking Transformer text classifier (SpikeBERT).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -25,7 +25,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 
 # command modules register themselves on the apps above
-from . import data_cmds, train_cmds  # noqa: E402,F401
+from spikebert.cli import data_cmds, train_cmds  # noqa: E402,F401
 
 for _optional in ("energy_cmds", "zh_cmds"):
     try:

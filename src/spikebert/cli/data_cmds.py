@@ -6,9 +6,9 @@ import json
 
 import typer
 
-from ..data import load_data
-from . import data_app
-from .options import DataDir, File, Json, LabelColumn, Task, TextColumn
+from spikebert.data.tasks import load_data
+from spikebert.cli import data_app
+from spikebert.cli.options import DataDir, File, Json, LabelColumn, Task, TextColumn
 
 
 @data_app.command("info")

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import app
-from ..errors import SpikeBertError
-from .options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
+from spikebert.cli import app
+from spikebert.errors import SpikeBertError
+from spikebert.cli.options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
 
 Teacher = Annotated[Optional[str], typer.Option(
     "--teacher", help="count (and time) this BERT folder as the ANN reference ('default': the MiniLM); "
@@ -30,7 +30,7 @@ Neurons = Annotated[int, typer.Option(
 
 def _load_snn(model_dir: str, what: str, time_steps: int | None = None):
     """A saved SpikeBERT model, run at ``time_steps`` when given (T owns no weights)."""
-    from ..models import check_model_folder, load_classifier
+    from spikebert.folders import check_model_folder, load_classifier
 
     model_type = check_model_folder(model_dir)["model_type"]
     if model_type != "spikebert":
@@ -85,7 +85,7 @@ def _load_ann(path):
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    from ..models import check_model_folder, load_tokenizer
+    from spikebert.folders import check_model_folder, load_tokenizer
 
     cfg = check_model_folder(path)
     if cfg.get("model_type") == "spikebert":
@@ -113,10 +113,10 @@ def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File
                json_out: Json = False):
     """Firing rates, operation counts and estimated energy of a SpikeBERT model against a BERT. The
     model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
-    from ..data import load_data
-    from ..energy import measure, save_plots
-    from ..models import resolve_teacher
-    from ..predict import read_texts
+    from spikebert.data.tasks import load_data
+    from spikebert.analysis.energy import measure, save_plots
+    from spikebert.folders import resolve_teacher
+    from spikebert.predict import read_texts
 
     if e_mac <= 0 or e_ac <= 0:
         raise SpikeBertError("--e-mac and --e-ac must be positive")
@@ -163,7 +163,7 @@ def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str]
                 text_column: TextColumn = "text", batch_size: BatchSize = None, max_length: MaxLength = 128,
                 time_steps: TimeSteps = None, json_out: Json = False):
     """Label texts with a saved classifier (SpikeBERT or BERT): label, score and probabilities."""
-    from ..predict import Classifier, read_texts
+    from spikebert.predict import Classifier, read_texts
 
     if bool(texts) == bool(file):
         raise SpikeBertError("give texts to label, or --file PATH (not both)")
@@ -184,7 +184,7 @@ def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str]
 def inspect_cmd(model: Model, text: Text, output: Output, neurons: Neurons = 128, max_length: MaxLength = 128,
                 time_steps: TimeSteps = None, json_out: Json = False):
     """Save spike rasters (neurons × time steps × tokens, per layer) of one text as PNG and .npz."""
-    from ..raster import inspect_model
+    from spikebert.analysis.raster import inspect_model
 
     if neurons < 0:
         raise SpikeBertError(f"--neurons must be >= 0 (got {neurons})")

@@ -7,10 +7,10 @@ import json
 
 import typer
 
-from ..data import load_data
-from ..trainer import TrainArgs
-from . import app, teacher_app
-from .options import (MANY_FILES, BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength,
+from spikebert.data.tasks import load_data
+from spikebert.training.trainer import TrainArgs
+from spikebert.cli import app, teacher_app
+from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength,
                       MaxMinutes, MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn, TimeSteps,
                       corpus_files)
 
@@ -30,7 +30,7 @@ def task_splits(task, data_dir, file, text_column, label_column, limit, dev_file
     train = load_data(task, "train", data_dir, file, text_column, label_column, limit=limit)
     if file and not task:
         if not dev_file:
-            from ..data import stratified_split
+            from spikebert.data.tasks import stratified_split
 
             train.examples, dev_examples = stratified_split(train.examples)
             dev = load_data(task, "train", data_dir, file, text_column, label_column, labels=train.labels)
@@ -49,7 +49,7 @@ def teacher_finetune(output: Output, task: Task = None, teacher: str = typer.Opt
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
         resume: Resume = False, save_every: SaveEvery = None):
     """Fine-tune a BERT-family teacher on a task; the best epoch on dev is kept."""
-    from ..teacher import TEACHER_DEFAULTS, finetune_teacher
+    from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, TEACHER_DEFAULTS, save_every)
@@ -64,10 +64,10 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
              batch_size: BatchSize = 64, json_out: Json = False, time_steps: TimeSteps = None):
     """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model. A
     SpikeBERT model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
-    from ..batching import encode_examples
-    from ..errors import SpikeBertError
-    from ..metrics import evaluate_dataset, format_report
-    from ..models import load_classifier
+    from spikebert.data.batching import encode_examples
+    from spikebert.errors import SpikeBertError
+    from spikebert.training.metrics import evaluate_dataset, format_report
+    from spikebert.folders import load_classifier
 
     data = load_data(task, split, data_dir, file, text_column, label_column) if task else None
     clf, tokenizer = load_classifier(model, time_steps=time_steps)
@@ -91,8 +91,8 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 # ---------------------------------------------------------------------------------------------
 # Distillation and direct training
 
-from . import distill_app  # noqa: E402
-from .options import Depth, Heads, Positions, Tau, Threshold, Width  # noqa: E402
+from spikebert.cli import distill_app  # noqa: E402
+from spikebert.cli.options import Depth, Heads, Positions, Tau, Threshold, Width  # noqa: E402
 
 TeacherOpt = typer.Option(None, "--teacher", help="BERT teacher: a folder or hub name (default: the embedded MiniLM)")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
@@ -117,7 +117,7 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                      sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
                                                  "of all the lines, as `spikebert run` takes, not the first N")):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
-    from ..stages import STAGE1_DEFAULTS, pretrain_distill
+    from spikebert.distill.stages import STAGE1_DEFAULTS, pretrain_distill
 
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE1_DEFAULTS, save_every)
     m = pretrain_distill(teacher, corpus_files(ctx, corpus), args,
@@ -142,10 +142,10 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None,
                  save_every: SaveEvery = None):
     """Stage 2: distil a fine-tuned teacher into the student on the task (plus augmented texts)."""
-    from ..augment import AugmentConfig
-    from ..distill import LossWeights
-    from ..stages import STAGE2_DEFAULTS, task_distill
-    from ..pipeline import DEFAULT_AUGMENT
+    from spikebert.distill.augment import AugmentConfig
+    from spikebert.distill.losses import LossWeights
+    from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
+    from spikebert.pipeline import DEFAULT_AUGMENT
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE2_DEFAULTS, save_every)
@@ -168,7 +168,7 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, save_every: SaveEvery = None,
         positions: Positions = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
-    from ..stages import DIRECT_DEFAULTS, train_direct
+    from spikebert.distill.stages import DIRECT_DEFAULTS, train_direct
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
     args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, DIRECT_DEFAULTS, save_every)
@@ -189,7 +189,7 @@ def run_cmd(ctx: typer.Context, task: str = typer.Option(..., "--task", help="th
     """The whole method: teacher fine-tuning, stage 1, stage 2, dev evaluation, energy. Stages
     already finished are reused; an interrupted one resumes. Shape flags that differ from the
     preset give the students folders of their own (runs/sst2/snn-T8)."""
-    from ..pipeline import run
+    from spikebert.pipeline import run
 
     r = run(task, workdir, preset, teacher, corpus_files(ctx, corpus), data_dir, seed,
             shape_of(depth, width, heads, time_steps, tau, threshold, positions), energy)

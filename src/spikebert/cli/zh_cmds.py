@@ -13,10 +13,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import teacher_app, tokenizer_app
-from .options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
+from spikebert.cli import teacher_app, tokenizer_app
+from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
                       Seed, corpus_files)
-from .train_cmds import train_args
+from spikebert.cli.train_cmds import train_args
 
 Corpus = Annotated[Optional[list[str]], typer.Option("--corpus", help="text file(s), one text a line (UTF-8); several may follow one --corpus (dir/*.txt)")]
 CorpusLimit = Annotated[Optional[int], typer.Option(
@@ -33,8 +33,8 @@ def tokenizer_train(ctx: typer.Context, output: Output, corpus: Corpus = None, v
                                                                   help="lowercase (and strip accents) before splitting"),
         add_task_texts: AddTaskTexts = None, data_dir: DataDir = None):
     """Train a BERT WordPiece tokenizer (CJK split into characters) and save it as a transformers folder."""
-    from ..pretrain import pretraining_texts
-    from ..wordpiece import DEFAULT_VOCAB_SIZE, train_tokenizer
+    from spikebert.teachers.pretrain import pretraining_texts
+    from spikebert.teachers.wordpiece import DEFAULT_VOCAB_SIZE, train_tokenizer
 
     corpus = corpus_files(ctx, corpus)
     texts, sources = pretraining_texts(corpus, limit, add_task_texts, data_dir)
@@ -58,14 +58,14 @@ def teacher_pretrain(ctx: typer.Context, output: Output, corpus: Corpus = None, 
         max_steps: MaxSteps = None, max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
         max_length: MaxLength = 128, limit: CorpusLimit = None, resume: Resume = False):
     """Pre-train a small BERT from scratch with masked-LM on a corpus; fine-tune it with `teacher finetune`."""
-    from ..pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
+    from spikebert.teachers.pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
 
     corpus = corpus_files(ctx, corpus)
     texts, sources = pretraining_texts(corpus, limit, add_task_texts, data_dir)
     if tokenizer is None:
         tokenizer = str(Path(output) / "tokenizer")
         if not (Path(tokenizer) / "tokenizer_config.json").exists():
-            from ..wordpiece import train_tokenizer
+            from spikebert.teachers.wordpiece import train_tokenizer
 
             info = train_tokenizer(texts, tokenizer, sources=sources.get("corpus", []) + [
                 f"task:{t}/train" for t in sources.get("task_train_texts", {})])

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import SpikeBertError
-from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.errors import SpikeBertError
+from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from dataclasses import asdict
 
 import torch
 
-from .batching import encode_examples
-from .checkpoint import publish_model, write_json
-from .data import TaskData, label_fields
-from .errors import SpikeBertError
-from .plots import plot_log
-from .metrics import dev_evaluator
-from .models import load_tokenizer, resolve_teacher
-from .trainer import TrainArgs, fit, make_accelerator
+from spikebert.data.batching import encode_examples
+from spikebert.training.checkpoint import publish_model, write_json
+from spikebert.data.tasks import TaskData, label_fields
+from spikebert.errors import SpikeBertError
+from spikebert.training.plots import plot_log
+from spikebert.training.metrics import dev_evaluator
+from spikebert.folders import load_tokenizer, resolve_teacher
+from spikebert.training.trainer import TrainArgs, fit, make_accelerator
 
 
 TEACHER_DEFAULTS = dict(epochs=2.0, lr=5e-5, batch_size=32, warmup=0.1, schedule="linear", save_every=100)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write_text
+from spikebert.training.checkpoint import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 For a language with no pretrained BERT that can be installed here (Chinese: the hub is out of
 reach and no PyPI package ships a Chinese BERT), the teacher is pre-trained on the unlabelled
-corpus with a tokenizer from :mod:`spikebert.wordpiece`, then fine-tuned like any other
+corpus with a tokenizer from :mod:`spikebert.teachers.wordpiece`, then fine-tuned like any other
 (``spikebert teacher finetune --teacher DIR``).
 
 Model: ``transformers.BertForMaskedLM`` from a ``BertConfig`` sized by the flags. The default,
@@ -41,11 +41,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .batching import Collator, Encoded, tokenize
-from .checkpoint import latest_checkpoint, publish_model, write_json
-from .errors import SpikeBertError
-from .plots import plot_log
-from .trainer import TrainArgs, fit, last_logged, make_accelerator
+from spikebert.data.batching import Collator, Encoded, tokenize
+from spikebert.training.checkpoint import latest_checkpoint, publish_model, write_json
+from spikebert.errors import SpikeBertError
+from spikebert.training.plots import plot_log
+from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
 
 PRETRAIN_DEFAULTS = dict(epochs=None, lr=5e-4, batch_size=32, warmup=0.06, schedule="linear", save_every=200,
                          eval_every=200)
@@ -66,8 +66,8 @@ def pretraining_texts(corpus: list[str] | None, limit: int | None = None, add_ta
 
     Only train texts: dev (and test) texts must stay unseen by anything the student learns from.
     """
-    from .data import load_data
-    from .stages import read_corpus
+    from spikebert.data.tasks import load_data
+    from spikebert.distill.stages import read_corpus
 
     texts: list[str] = []
     sources: dict = {}
@@ -217,8 +217,8 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
     """Pre-train a ``BertForMaskedLM`` on ``texts``; publish the best (held-out loss) in ``args.output``."""
     from transformers import BertForMaskedLM
 
-    from .models import load_tokenizer
-    from .wordpiece import vocab_text
+    from spikebert.folders import load_tokenizer
+    from spikebert.teachers.wordpiece import vocab_text
 
     if not Path(tokenizer_dir).is_dir():
         raise SpikeBertError(f"{tokenizer_dir}: no such tokenizer folder (make one with `spikebert tokenizer train`)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import SpikeBertError
+from spikebert.errors import SpikeBertError
 
 
 def atomic_write_bytes(path: Path, data: bytes):

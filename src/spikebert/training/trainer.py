@@ -28,10 +28,10 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .batching import Encoded, make_loader
-from .checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+from spikebert.data.batching import Encoded, make_loader
+from spikebert.training.checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .errors import SpikeBertError
+from spikebert.errors import SpikeBertError
 
 
 @dataclass

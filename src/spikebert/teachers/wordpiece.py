@@ -1,7 +1,7 @@
 """Training a WordPiece tokenizer of one's own (``spikebert tokenizer train``).
 
 Where no pretrained BERT (and so no vocabulary) can be installed, e.g. for Chinese, the teacher
-is pre-trained from scratch (:mod:`spikebert.pretrain`) and needs a tokenizer first. It is built
+is pre-trained from scratch (:mod:`spikebert.teachers.pretrain`) and needs a tokenizer first. It is built
 the way Google's BERT tokenizers are, with Hugging Face ``tokenizers``:
 
 - ``BertNormalizer`` (clean control characters, optional lowercasing with accent stripping, and
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import atomic_write_text, write_json
-from .errors import SpikeBertError
+from spikebert.training.checkpoint import atomic_write_text, write_json
+from spikebert.errors import SpikeBertError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 DEFAULT_VOCAB_SIZE = 8000
@@ -98,7 +98,7 @@ def train_tokenizer(texts: list[str], output, vocab_size: int = DEFAULT_VOCAB_SI
     """Train, save into ``output`` and return a summary (also written as ``tokenizer_info.json``)."""
     import time
 
-    from .checkpoint import check_output_dir
+    from spikebert.training.checkpoint import check_output_dir
 
     check_output_dir(output)
     t0 = time.time()

@@ -8,8 +8,8 @@
 - ``OUT/spikes.npz``: the raw spikes of every group as ``uint8 [T, L, D]`` (all neurons), the
   tokens and the text.
 
-Spikes are captured with forward hooks on the :class:`~spikebert.neuron.LIF` modules
-(:func:`lif_hooks`), so the model code is untouched; :mod:`spikebert.energy` uses the same hooks.
+Spikes are captured with forward hooks on the :class:`~spikebert.neurons.lif.LIF` modules
+(:func:`lif_hooks`), so the model code is untouched; :mod:`spikebert.analysis.energy` uses the same hooks.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import SpikeBertError
-from .models import is_snn
-from .neuron import LIF
+from spikebert.errors import SpikeBertError
+from spikebert.folders import is_snn
+from spikebert.neurons.lif import LIF
 
 GROUPS = ("q", "k", "v", "attn", "out", "mlp1", "mlp2")
 

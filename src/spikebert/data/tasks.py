@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SpikeBertError, located
+from spikebert.errors import SpikeBertError, located
 
 DATA_ENV = "SPIKEBERT_DATA"
 DEV_FRACTION = 0.1

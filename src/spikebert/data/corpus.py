@@ -17,12 +17,12 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .errors import SpikeBertError
+from spikebert.errors import SpikeBertError
 
 
 class ArrowEncoded(Dataset):
-    """Token ids in an Arrow table (``input_ids``, ``length``): what :func:`spikebert.trainer.fit`
-    takes in place of an in-memory :class:`spikebert.batching.Encoded`."""
+    """Token ids in an Arrow table (``input_ids``, ``length``): what :func:`spikebert.training.trainer.fit`
+    takes in place of an in-memory :class:`spikebert.data.batching.Encoded`."""
 
     labels = None
 

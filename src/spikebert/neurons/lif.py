@@ -22,7 +22,7 @@ import os
 import torch
 from torch import nn
 
-from .surrogate import Heaviside, Surrogate, get_surrogate
+from spikebert.neurons.surrogate import Heaviside, Surrogate, get_surrogate
 
 
 def lif_forward(x, tau: float, threshold: float):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .batching import Encoded, make_loader
+from spikebert.data.batching import Encoded, make_loader
 
 
 @torch.no_grad()
@@ -82,7 +82,7 @@ def format_report(m: dict) -> str:
 
 
 def dev_evaluator(dev_set: Encoded, labels: tuple[str, ...], batch_size: int = 64, pad_token_id: int = 0):
-    """An ``evaluate(model, accelerator)`` for :func:`spikebert.trainer.fit`: dev accuracy as the score."""
+    """An ``evaluate(model, accelerator)`` for :func:`spikebert.training.trainer.fit`: dev accuracy as the score."""
 
     def evaluate(model, accelerator=None):
         m = evaluate_dataset(model, dev_set, labels, batch_size, pad_token_id, accelerator)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import SpikeBertError
+from spikebert.errors import SpikeBertError
 
 WEIGHTS = "model.safetensors"
 
@@ -75,7 +75,7 @@ def load_classifier(path, num_labels: int | None = None, time_steps: int | None 
     ``time_steps`` runs a SpikeBERT model at another T than it was saved with (T owns no weights)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from . import register_auto_classes
+    from spikebert import register_auto_classes
 
     register_auto_classes()
     cfg = check_model_folder(path)

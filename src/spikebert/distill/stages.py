@@ -1,7 +1,7 @@
 """The training jobs: stage 1 (pre-distillation), stage 2 (task distillation) and direct training.
 
 Each job reads its inputs, builds the student and the trainable module, hands both to
-:func:`spikebert.trainer.fit`, and publishes a model folder with ``metrics.json`` and ``log.jsonl``.
+:func:`spikebert.training.trainer.fit`, and publishes a model folder with ``metrics.json`` and ``log.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .augment import AugmentConfig, augment
-from .batching import Encoded, encode_examples, tokenize
-from .checkpoint import check_output_dir, publish_model, write_json
-from .corpus import load_corpus
-from .data import TaskData, label_fields
-from .distill import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, embeddings_from_teacher,
+from spikebert.distill.augment import AugmentConfig, augment
+from spikebert.data.batching import Encoded, encode_examples, tokenize
+from spikebert.training.checkpoint import check_output_dir, publish_model, write_json
+from spikebert.data.corpus import load_corpus
+from spikebert.data.tasks import TaskData, label_fields
+from spikebert.distill.losses import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, embeddings_from_teacher,
                       student_config, teacher_word_embeddings)
-from .errors import SpikeBertError
-from .metrics import dev_evaluator
-from .modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-from .models import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
-from .plots import plot_log
-from .trainer import TrainArgs, fit, last_logged, make_accelerator
+from spikebert.errors import SpikeBertError
+from spikebert.training.metrics import dev_evaluator
+from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.folders import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
+from spikebert.training.plots import plot_log
+from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
 
 STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
 STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
@@ -33,7 +33,7 @@ DIRECT_DEFAULTS = dict(epochs=5.0, lr=5e-4, batch_size=32, warmup=0.06, schedule
 
 def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
     """One text a line, UTF-8, blank lines skipped, the first ``limit`` at most: in memory, for
-    tokenizer training and teacher pre-training (stage 1 reads through :mod:`spikebert.corpus`)."""
+    tokenizer training and teacher pre-training (stage 1 reads through :mod:`spikebert.data.corpus`)."""
     texts: list[str] = []
     for f in files:
         p = Path(f)

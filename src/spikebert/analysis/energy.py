@@ -35,7 +35,7 @@ spike-driven layers (ACs). Beside it, ``snn_dense_residual`` counts those four l
 multiplies at every step (T·L·d·d_out MACs): at T = 4 that alone exceeds the ANN's whole count,
 whatever the firing rates. The head (a classifier at each step) is T·d·C MACs. Spike sums are
 measured per sentence with forward hooks on the LIF modules; firing rates come from
-:class:`~spikebert.neuron.SpikeRecorder`.
+:class:`~spikebert.neurons.lif.SpikeRecorder`.
 
 Without a given teacher the ANN reference is a BERT of the teacher's shape: as many layers as the
 student, width ``teacher_hidden_size``, intermediate 4 × width (BERT's ratio), 64-wide heads.
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import Encoded, make_loader, tokenize
-from .errors import SpikeBertError
-from .raster import GROUPS, lif_hooks
+from spikebert.data.batching import Encoded, make_loader, tokenize
+from spikebert.errors import SpikeBertError
+from spikebert.analysis.raster import GROUPS, lif_hooks
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9

@@ -1,0 +1,2 @@
+"""Looking at a trained student: energy estimates against its teacher (:mod:`.energy`) and spike
+rasters (:mod:`.raster`)."""
