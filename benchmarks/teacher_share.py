@@ -54,7 +54,7 @@ def main():
     distiller = Distiller(student, LossWeights(), lmap, t_emb).train()
     opt = torch.optim.AdamW(distiller.parameters(), lr=1e-4)
     data = encode_examples(tokenizer, train.examples, 128)
-    loader = make_loader(data, a.batch_size, tokenizer.pad_token_id or 0, shuffle=True, seed=0)
+    loader = make_loader(data, a.batch_size, shuffle=True, seed=0)
 
     t_teacher = t_step = 0.0
     tokens = 0

@@ -269,7 +269,7 @@ def _fit(out, record, stop_at=None, resume=False):
     model = torch.nn.Linear(1, 2)
     data = Encoded([[i + 1] * (1 + i % 5) for i in range(LIMIT)], [i % 2 for i in range(LIMIT)])
 
-    def loss_fn(m, batch):
+    def loss_fn(m, batch, step, epoch):
         if stop_at is not None and len(record) + 1 == stop_at:
             raise _Stop
         record.append(batch["index"].tolist())

@@ -32,7 +32,7 @@ def test_every_epoch_has_its_own_order_and_resume_replays_it(tmp_path):
     data = Encoded([[1] * (i % 5 + 1) for i in range(48)])
     seen = []
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         seen.append(batch["index"].tolist())
         return model(batch["input_ids"]), {}
 
@@ -82,7 +82,7 @@ def test_seconds_count_the_killed_run_too_and_the_dev_line_says_what_was_measure
     data = Encoded([[1] * (i % 5 + 1) for i in range(32)])
     slow = {"on": True}
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         if slow["on"]:
             time.sleep(0.1)
         return model(batch["input_ids"]), {}
@@ -112,7 +112,7 @@ def test_resume_with_another_lr_uses_it(tmp_path):
 
     data = Encoded([[1] * (i % 5 + 1) for i in range(32)])
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         return model(batch["input_ids"]), {}
 
     def lrs(folder):
@@ -123,11 +123,11 @@ def test_resume_with_another_lr_uses_it(tmp_path):
     fit(Recorder(), data, TrainArgs(output=str(whole), epochs=2, batch_size=8, lr=1e-3, warmup=0.0), loss_fn)
     part, calls = tmp_path / "part", []
 
-    def killed_at_step_5(model, batch):
+    def killed_at_step_5(model, batch, step, epoch):
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt  # killed; the last checkpoint is step 4's
-        return loss_fn(model, batch)
+        return loss_fn(model, batch, step, epoch)
 
     with pytest.raises(KeyboardInterrupt):
         fit(Recorder(), data, TrainArgs(output=str(part), epochs=2, batch_size=8, save_every=2, lr=1e-3, warmup=0.0),
@@ -161,7 +161,7 @@ def test_a_time_budget_ends_the_learning_rate_decay_when_the_time_runs_out(tmp_p
 
     data = Encoded([[1] * (i % 5 + 1) for i in range(64)])
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         time.sleep(0.01)
         return model(batch["input_ids"]), {}
 

@@ -23,6 +23,12 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from spikebert.neurons.lif import LIF, SpikeRecorder
+from spikebert.neurons.surrogate import Heaviside, get_surrogate
+
+
+# real: the embedding itself enters the residual stream (every block's q, k, v and fc1 multiply it);
+# spike: the reference's Heaviside(embedding) with a surrogate gradient, the same spikes at each step
+INPUT_ENCODINGS = ("real", "spike")
 
 
 class SpikeBertConfig(PretrainedConfig):
@@ -35,10 +41,12 @@ class SpikeBertConfig(PretrainedConfig):
                  attention_scale: float = 0.125, max_position_embeddings: int = 512,
                  position_embeddings: bool = False, teacher_hidden_size: int | None = None,
                  layer_norm_eps: float = 1e-5, initializer_range: float = 0.02, pad_token_id: int = 0,
-                 checkpoint_tokens: int = -1, **kwargs):
+                 checkpoint_tokens: int = -1, input_encoding: str = "real", **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
+        if input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"input_encoding must be one of {', '.join(INPUT_ENCODINGS)} (got {input_encoding!r})")
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1 (got {time_steps})")
         self.vocab_size = vocab_size
@@ -61,6 +69,7 @@ class SpikeBertConfig(PretrainedConfig):
         # training recomputes a block's activations in backward instead of keeping them once a batch
         # holds more than this many token slots (batch × length); 0: always, -1: never
         self.checkpoint_tokens = checkpoint_tokens
+        self.input_encoding = input_encoding
 
 
 def _lif(config: SpikeBertConfig, name: str, threshold: float | None = None) -> LIF:
@@ -186,6 +195,9 @@ class SpikeBertModel(SpikeBertPreTrainedModel):
         if self.position_embeddings is not None:
             x = x + self.position_embeddings(torch.arange(L, device=input_ids.device))[None]
         mask = attention_mask
+        if self.config.input_encoding == "spike":
+            sg = get_surrogate(self.config.surrogate)
+            x = Heaviside.apply(x, sg, sg.alpha if self.config.surrogate_alpha is None else self.config.surrogate_alpha)
         x = x.unsqueeze(0).repeat(self.config.time_steps, 1, 1, 1)
         layer_means = []
         limit = self.config.checkpoint_tokens

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from spikebert.data.batching import Encoded, make_loader, tokenize
+from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
 from spikebert.data.tasks import read_delimited, read_jsonl, read_lines
 from spikebert.errors import SpikeBertError
 
@@ -64,9 +64,8 @@ class Classifier:
         probs = torch.zeros(len(texts), self.model.config.num_labels)
         if not texts:
             return probs
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = tokenize(self.tokenizer, texts, max_length=self.max_length)
-        for batch in make_loader(Encoded(ids), self.batch_size, pad, shuffle=False):
+        for batch in make_loader(Encoded(ids, pad_token_id=pad_id(self.tokenizer)), self.batch_size, shuffle=False):
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             probs[batch["index"]] = logits.float().softmax(-1)
         return probs

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikebert.data.batching import Encoded, make_loader, tokenize
+from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
 from spikebert.errors import SpikeBertError
 from spikebert.analysis.raster import GROUPS, lif_hooks
 
@@ -147,9 +147,9 @@ def snn_ops(config, lengths, sums: dict, spike_residual: bool = False) -> tuple[
     return layers, Ops(float(len(L) * T * d * config.num_labels))
 
 
-def _batches(tokenizer, texts, batch_size: int, max_length: int, pad_id: int) -> list[dict]:
+def _batches(tokenizer, texts, batch_size: int, max_length: int) -> list[dict]:
     ids = tokenize(tokenizer, texts, max_length=max_length)
-    return list(make_loader(Encoded(ids), batch_size, pad_id, shuffle=False))
+    return list(make_loader(Encoded(ids, pad_token_id=pad_id(tokenizer)), batch_size, shuffle=False))
 
 
 @torch.no_grad()
@@ -198,8 +198,7 @@ def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None,
         raise SpikeBertError(f"batch size must be >= 1 (got {batch_size})")
     if max_length > cfg.max_position_embeddings:
         raise SpikeBertError(f"max length {max_length} exceeds the model's {cfg.max_position_embeddings} positions")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else cfg.pad_token_id
-    batches = _batches(tokenizer, texts, batch_size, max_length, pad_id)
+    batches = _batches(tokenizer, texts, batch_size, max_length)
     lengths, sums, preds, rec = count_spikes(model, batches, n)
     shape = AnnShape.of(ann.config) if ann is not None else AnnShape.reference_for(cfg)
     s_layers, s_head = snn_ops(cfg, lengths, sums, spike_residual=True)
@@ -247,7 +246,7 @@ def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None,
 
             ann = BertForSequenceClassification(shape.bert_config(cfg.vocab_size, max(512, max_length)))
         ann_batches = batches if ann_tokenizer is None else _batches(
-            ann_tokenizer, texts, batch_size, max_length, ann_tokenizer.pad_token_id or 0)
+            ann_tokenizer, texts, batch_size, max_length)
         report["timing"] = {"snn_ms_per_sentence": ms_per_sentence(model, batches, "timing SNN"),
                             "ann_ms_per_sentence": ms_per_sentence(ann, ann_batches, "timing ANN"),
                             "batch_size": batch_size, "threads": torch.get_num_threads(), "note": CPU_NOTE}

@@ -77,7 +77,7 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     if len(data.labels) != clf.config.num_labels:
         raise SpikeBertError(f"{model}: the model has {clf.config.num_labels} classes, {data.name} has {len(data.labels)}")
     ds = encode_examples(tokenizer, data.examples, max_length)
-    m = evaluate_dataset(clf, ds, data.labels, batch_size, tokenizer.pad_token_id or 0, progress=not json_out)
+    m = evaluate_dataset(clf, ds, data.labels, batch_size, progress=not json_out)
     m.update(model=model, data=data.source, kind=clf.config.model_type)
     if clf.config.model_type == "spikebert":
         m["time_steps"] = clf.config.time_steps

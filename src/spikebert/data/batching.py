@@ -14,6 +14,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
+def pad_id(tokenizer) -> int:
+    """The tokenizer's padding id (0 for a tokenizer that has none)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def tokenize(tokenizer, texts: list[str], max_length: int = 128, batch: int = 2048) -> list[list[int]]:
     """Token ids (with [CLS]/[SEP]) of every text, truncated to ``max_length``."""
     ids: list[list[int]] = []
@@ -29,6 +34,7 @@ class Encoded(Dataset):
 
     input_ids: list[list[int]]
     labels: list[int] | None = None
+    pad_token_id: int = 0  # the tokenizer's: batches are padded with it
 
     def __len__(self):
         return len(self.input_ids)
@@ -102,13 +108,15 @@ class LengthBucketSampler(Sampler):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def make_loader(dataset: Encoded, batch_size: int, pad_token_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def make_loader(dataset: Encoded, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Length-bucketed batches of ``dataset``, padded with the dataset's own pad id."""
     sampler = LengthBucketSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     # an own generator: iterating the loader must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(pad_token_id),
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(dataset.pad_token_id),
                       generator=torch.Generator().manual_seed(seed))
 
 
 def encode_examples(tokenizer, examples, max_length: int = 128) -> Encoded:
     """Task examples (text, label) as an :class:`Encoded` dataset."""
-    return Encoded(tokenize(tokenizer, [ex.text for ex in examples], max_length), [ex.label for ex in examples])
+    return Encoded(tokenize(tokenizer, [ex.text for ex in examples], max_length), [ex.label for ex in examples],
+                   pad_id(tokenizer))

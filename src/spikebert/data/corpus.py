@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from spikebert.data.batching import pad_id
 from spikebert.errors import SpikeBertError
 
 
@@ -26,8 +27,8 @@ class ArrowEncoded(Dataset):
 
     labels = None
 
-    def __init__(self, table):
-        self.table = table
+    def __init__(self, table, pad_token_id: int = 0):
+        self.table, self.pad_token_id = table, pad_token_id
 
     def __len__(self):
         return len(self.table)
@@ -89,4 +90,4 @@ def load_corpus(sources: list[str], tokenizer, max_length: int = 128, limit: int
         return {"input_ids": ids, "length": [len(x) for x in ids]}
 
     ds = ds.map(encode, batched=True, batch_size=1000, remove_columns=["text"], desc="tokenise")
-    return ArrowEncoded(ds)
+    return ArrowEncoded(ds, pad_id(tokenizer))

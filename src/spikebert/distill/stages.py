@@ -82,10 +82,9 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
     embeddings_from_teacher(student, teacher_model)
     lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
     data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
-    args.pad_token_id = tokenizer.pad_token_id or 0
     aligner = FeatureAligner(student, lmap)
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         with torch.no_grad():
             hidden = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                    output_hidden_states=True).hidden_states
@@ -138,7 +137,8 @@ def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int
     base = encode_examples(tokenizer, train.examples, max_length)
     if not augmented:
         return base
-    return Encoded(base.input_ids + tokenize(tokenizer, augmented, max_length), base.labels + [-100] * len(augmented))
+    return Encoded(base.input_ids + tokenize(tokenizer, augmented, max_length), base.labels + [-100] * len(augmented),
+                   base.pad_token_id)
 
 
 def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, init: str | None = None,
@@ -165,11 +165,10 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
                         cache_dir or args.output) if augment_cfg and augment_cfg.copies > 0 else []
     data = _train_set(tokenizer, train, augmented, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
-    args.pad_token_id = tokenizer.pad_token_id or 0
     distiller = Distiller(student, weights, lmap, t_emb)
     need_hidden = weights.rep > 0
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         with torch.no_grad():
             t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                               output_hidden_states=need_hidden)
@@ -194,10 +193,9 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
     student = SpikeBertForSequenceClassification(config)
     data = encode_examples(tokenizer, train.examples, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
-    args.pad_token_id = tokenizer.pad_token_id or 0
     distiller = Distiller(student, DIRECT)
 
-    def loss_fn(model, batch):
+    def loss_fn(model, batch, step, epoch):
         return model(batch["input_ids"], batch["attention_mask"], batch["labels"])
 
     return _fit_classifier("direct", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc,
@@ -207,7 +205,7 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
 
 def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra) -> dict:
     """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics."""
-    evaluate_dev = dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id)
+    evaluate_dev = dev_evaluator(dev_set, train.labels)
     best = {}
 
     def evaluate(model, accelerator):

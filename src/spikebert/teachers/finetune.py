@@ -50,11 +50,10 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
     """Fine-tune, keep the best epoch on dev, publish the model folder in ``args.output``."""
     acc = make_accelerator(args.seed)
     model, tokenizer = load_encoder_for_classification(teacher, train.labels)
-    args.pad_token_id = tokenizer.pad_token_id or 0
     train_set = encode_examples(tokenizer, train.examples, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
 
-    def loss_fn(m, batch):
+    def loss_fn(m, batch, step, epoch):
         out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         return out.loss, {}
 
@@ -64,7 +63,7 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
         best.update(metrics)
         publish_model(m, tokenizer, args.output)
 
-    result = fit(model, train_set, args, loss_fn, dev_evaluator(dev_set, train.labels, pad_token_id=args.pad_token_id),
+    result = fit(model, train_set, args, loss_fn, dev_evaluator(dev_set, train.labels),
                  on_best, accelerator=acc, desc="teacher finetune")
     metrics = {"kind": "teacher", "task": train.name, "teacher": resolve_teacher(teacher),
                "dev_accuracy": result.best_score,

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from spikebert.data.batching import Collator, Encoded, tokenize
-from spikebert.training.checkpoint import latest_checkpoint, publish_model, write_json
+from spikebert.training.checkpoint import publish_model, write_json
 from spikebert.errors import SpikeBertError
 from spikebert.training.plots import plot_log
 from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
@@ -198,16 +198,6 @@ def heldout_loss(trainable: MaskedLM, data: Encoded, masker: Masker, pad_token_i
             "text": f"MLM loss {loss:.3f}, masked-token accuracy {correct / max(count, 1):.1%}"}
 
 
-def _resume_step(output) -> int:
-    ckpt = latest_checkpoint(Path(output))
-    if ckpt is None:
-        return 0
-    try:
-        return int(ckpt.name.split("-")[-1])
-    except ValueError:
-        return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # The job
 
@@ -230,20 +220,16 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
     config = bert_config(len(tokenizer), pad_id, **{k: v for k, v in (shape or {}).items() if v is not None})
     model = BertForMaskedLM(config)
     trainable = MaskedLM(model)
-    args.pad_token_id = pad_id
     masker = Masker(tokenizer, args.seed)
 
     ids = tokenize(tokenizer, texts, max_length)
     train_idx, held_idx = holdout_split(len(ids), eval_texts, args.seed)
-    train_set = Encoded([ids[i] for i in train_idx])
-    held_set = Encoded([ids[i] for i in held_idx])
-    steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
-    step = _resume_step(args.output) if args.resume else 0  # the step fit resumes from
+    train_set = Encoded([ids[i] for i in train_idx], pad_token_id=pad_id)
+    held_set = Encoded([ids[i] for i in held_idx], pad_token_id=pad_id)
 
-    def loss_fn(m, batch):
-        nonlocal step
-        epoch = step // steps_per_epoch
-        step += 1
+    def loss_fn(m, batch, step, epoch):
+        # the masks are a function of (seed, text, epoch): the same in a resumed run, and the same
+        # however the trainer splits a batch into micro-batches
         masked, labels = masker(batch["input_ids"], batch["attention_mask"], batch["index"], epoch)
         loss, correct, n = m(masked, batch["attention_mask"], labels)
         n = max(n, 1)

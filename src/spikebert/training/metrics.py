@@ -8,13 +8,12 @@ from spikebert.data.batching import Encoded, make_loader
 
 
 @torch.no_grad()
-def predict_logits(model, dataset: Encoded, batch_size: int = 64, pad_token_id: int = 0,
-                   accelerator=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model, dataset: Encoded, batch_size: int = 64, accelerator=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and dataset indices for every example, in dataset order. With an ``accelerator``
     the dataset is sharded over processes and the results gathered (every example once)."""
     from tqdm.auto import tqdm
 
-    loader = make_loader(dataset, batch_size, pad_token_id, shuffle=False)
+    loader = make_loader(dataset, batch_size, shuffle=False)
     if accelerator is not None:
         loader = accelerator.prepare(loader)
     was_training = model.training
@@ -61,8 +60,8 @@ def classification_metrics(pred: list[int] | torch.Tensor, gold: list[int] | tor
 
 
 def evaluate_dataset(model, dataset: Encoded, labels: tuple[str, ...], batch_size: int = 64,
-                     pad_token_id: int = 0, accelerator=None, progress: bool = False) -> dict:
-    logits, _ = predict_logits(model, dataset, batch_size, pad_token_id, accelerator, progress)
+                     accelerator=None, progress: bool = False) -> dict:
+    logits, _ = predict_logits(model, dataset, batch_size, accelerator, progress)
     return classification_metrics(logits.argmax(-1), dataset.labels, labels)
 
 
@@ -81,11 +80,11 @@ def format_report(m: dict) -> str:
     return "\n".join(lines)
 
 
-def dev_evaluator(dev_set: Encoded, labels: tuple[str, ...], batch_size: int = 64, pad_token_id: int = 0):
+def dev_evaluator(dev_set: Encoded, labels: tuple[str, ...], batch_size: int = 64):
     """An ``evaluate(model, accelerator)`` for :func:`spikebert.training.trainer.fit`: dev accuracy as the score."""
 
     def evaluate(model, accelerator=None):
-        m = evaluate_dataset(model, dev_set, labels, batch_size, pad_token_id, accelerator)
+        m = evaluate_dataset(model, dev_set, labels, batch_size, accelerator)
         return {"score": m["accuracy"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
     return evaluate

@@ -51,7 +51,6 @@ class TrainArgs:
     max_batch_tokens: int | None = 1024  # larger batches (batch × length) run as accumulated micro-batches
     eval_every: int | None = None  # steps; None: at each epoch end
     resume: bool = False
-    pad_token_id: int = 0
 
 
 @dataclass
@@ -166,14 +165,15 @@ def _honour_new_lr(optimizer, scheduler, lr: float, verbose: bool):
 
 
 def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
-        loss_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
+        loss_fn: Callable[[torch.nn.Module, dict, int, int], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module, object], dict] | None = None,
         on_best: Callable[[torch.nn.Module, dict], None] | None = None,
         accelerator=None, desc: str = "train") -> FitResult:
     """Train ``trainable`` on ``train_set``.
 
-    ``loss_fn(model, batch) -> (loss, {term: value})`` computes the loss of one batch (``model``
-    is the prepared, possibly DDP-wrapped module). ``evaluate(model, accelerator) -> metrics`` with
+    ``loss_fn(model, batch, step, epoch) -> (loss, {term: value})`` computes the loss of one
+    (micro-)batch (``model`` is the prepared, possibly DDP-wrapped module; ``step`` the optimiser
+    steps done before this one, ``epoch`` the 0-based epoch the batch belongs to). ``evaluate(model, accelerator) -> metrics`` with
     a ``"score"`` key runs on dev; ``on_best(unwrapped_model, metrics)`` saves the best model
     (main process). Without ``evaluate`` the last model counts as best.
     """
@@ -185,7 +185,7 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
 
     if args.batch_size % acc.num_processes:
         raise SpikeBertError(f"--batch-size {args.batch_size} must be a multiple of the {acc.num_processes} processes")
-    loader = make_loader(train_set, args.batch_size, args.pad_token_id, shuffle=True, seed=args.seed)
+    loader = make_loader(train_set, args.batch_size, shuffle=True, seed=args.seed)
     sampler = loader.batch_sampler
     steps_per_epoch = len(sampler)
     by_epochs = max(1, math.ceil(args.epochs * steps_per_epoch)) if args.epochs else None
@@ -268,7 +268,7 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
                 share = part["input_ids"].shape[0] / rows
                 # gradients are synchronised across processes once, on the last micro-batch
                 with (acc.no_sync(model) if i < len(parts) - 1 else nullcontext()):
-                    part_loss, part_terms = loss_fn(model, part)
+                    part_loss, part_terms = loss_fn(model, part, step, epoch)
                     if not torch.isfinite(part_loss):
                         bar.close()  # the error line must not be glued to the progress bar
                         last = latest_checkpoint(out)
