@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from spikebert.distill.augment import AugmentConfig, augment
 from spikebert.data.batching import Encoded, encode_examples, tokenize
-from spikebert.training.checkpoint import check_output_dir, publish_model, write_json
+from spikebert.training.checkpoint import check_output_dir, publish_model
 from spikebert.data.corpus import load_corpus
 from spikebert.data.tasks import TaskData, label_fields
 from spikebert.distill.losses import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, embeddings_from_teacher,
@@ -23,7 +23,7 @@ from spikebert.errors import SpikeBertError
 from spikebert.training.metrics import dev_evaluator
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from spikebert.folders import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
-from spikebert.training.plots import plot_log
+from spikebert.training.plots import finish_job
 from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
 
 STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
@@ -99,10 +99,7 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
                "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
                "final_loss": last_logged(args.output), "seconds": round(result.seconds, 1),
                "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
-    if acc.is_main_process:
-        write_json(Path(args.output) / "metrics.json", metrics)
-        plot_log(args.output)
-    return metrics
+    return finish_job(args.output, metrics, acc)
 
 
 # neuron dynamics that own no tensor: stage 2 may set them apart from stage 1
@@ -221,7 +218,4 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
                "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),
                "seconds": round(result.seconds, 1), "history": result.history,
                "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}
-    if acc.is_main_process:
-        write_json(Path(args.output) / "metrics.json", metrics)
-        plot_log(args.output)
-    return metrics
+    return finish_job(args.output, metrics, acc)

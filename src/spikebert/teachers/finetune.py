@@ -12,10 +12,10 @@ from dataclasses import asdict
 import torch
 
 from spikebert.data.batching import encode_examples
-from spikebert.training.checkpoint import publish_model, write_json
+from spikebert.training.checkpoint import publish_model
 from spikebert.data.tasks import TaskData, label_fields
 from spikebert.errors import SpikeBertError
-from spikebert.training.plots import plot_log
+from spikebert.training.plots import finish_job
 from spikebert.training.metrics import dev_evaluator
 from spikebert.folders import load_tokenizer, resolve_teacher
 from spikebert.training.trainer import TrainArgs, fit, make_accelerator
@@ -71,10 +71,7 @@ def finetune_teacher(train: TaskData, dev: TaskData, args: TrainArgs, teacher: s
                "steps": result.step, "train_examples": len(train_set), "dev_examples": len(dev_set),
                "seconds": round(result.seconds, 1), "history": result.history,
                "args": {**asdict(args), "max_length": max_length}}
-    if acc.is_main_process:
-        write_json(f"{args.output}/metrics.json", metrics)
-        plot_log(args.output)
-    return metrics
+    return finish_job(args.output, metrics, acc)
 
 
 @torch.no_grad()

@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 
 from spikebert.data.batching import Collator, Encoded, tokenize
-from spikebert.training.checkpoint import publish_model, write_json
+from spikebert.training.checkpoint import publish_model
 from spikebert.errors import SpikeBertError
-from spikebert.training.plots import plot_log
+from spikebert.training.plots import finish_job
 from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
 
 PRETRAIN_DEFAULTS = dict(epochs=None, lr=5e-4, batch_size=32, warmup=0.06, schedule="linear", save_every=200,
@@ -264,8 +264,5 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
                "args": {**asdict(args), "max_length": max_length, "eval_texts": eval_texts}}
     if result.seconds > 0:
         metrics["steps_per_second"] = round(result.step / result.seconds, 3)
-    if acc.is_main_process:
-        write_json(Path(args.output) / "metrics.json", metrics)
-        plot_log(args.output)
-    return metrics
+    return finish_job(args.output, metrics, acc)
 

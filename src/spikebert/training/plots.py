@@ -42,3 +42,14 @@ def plot_log(folder, name: str = "training.png") -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def finish_job(output, metrics: dict, accelerator=None) -> dict:
+    """The end of every training job: ``metrics.json`` (atomically; its presence marks the job
+    finished) and ``training.png``, written once, by the main process. Returns ``metrics``."""
+    from spikebert.training.checkpoint import write_json
+
+    if accelerator is None or accelerator.is_main_process:
+        write_json(Path(output) / "metrics.json", metrics)
+        plot_log(output)
+    return metrics
