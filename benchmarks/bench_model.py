@@ -3,11 +3,14 @@
 For each configuration: one training step (forward + backward + AdamW) at batch B, length L, T steps,
 inference time per sentence, and peak resident memory of a fresh process running the step.
 Neuron variants: the fused hand-written LIF (default), the same dynamics as a plain autograd
-loop, and ReLU in place of the LIF (the matmul floor); SpikingJelly's LIFNode when installed
-(`pip install --no-deps spikingjelly==2.0.0 loguru`).
+loop of the neuron base class, ReLU in place of the LIF (the matmul floor), any registered neuron
+by name (``if``); SpikingJelly's LIFNode when installed
+(`pip install --no-deps spikingjelly==2.0.0 loguru`). ``--input-encoding spike`` runs the
+reference's spike input.
 
     python benchmarks/bench_model.py                      # default and paper scale
-    python benchmarks/bench_model.py --only default --neurons fused,autograd,relu
+    python benchmarks/bench_model.py --only default --neurons fused,autograd,relu,if
+    python benchmarks/bench_model.py --only default --input-encoding spike
 """
 
 from __future__ import annotations
@@ -26,40 +29,47 @@ CONFIGS = {
 
 
 def patch_neurons(model, kind: str):
+    """Swap the multi-step dynamics of every neuron group the model declares (the groups still
+    emit their spikes): ``autograd`` (the base class's charge/fire/reset loop), ``relu`` or
+    ``spikingjelly``; ``fused`` and registry names (``lif``, ``if``) keep the model's own."""
     import torch
-    from spikebert.neurons.lif import LIF
+    from spikebert.neurons import Neuron
 
-    for m in model.modules():
-        if not isinstance(m, LIF):
+    for m in model.neuron_groups().values():
+        if not isinstance(m, Neuron):  # the input encoder of spike input: no dynamics to swap
             continue
         if kind == "autograd":
-            m.forward = lambda x, mask=None, m=m: m.forward_autograd(x)
+            m.multi_step = m.forward_autograd
         elif kind == "relu":
-            m.forward = lambda x, mask=None: torch.relu(x)
+            m.multi_step = torch.relu
         elif kind == "spikingjelly":
             from spikingjelly.activation_based import neuron, surrogate
 
             sj = neuron.LIFNode(tau=m.tau, v_threshold=m.threshold, detach_reset=True, step_mode="m",
                                 surrogate_function=surrogate.ATan())
 
-            def fwd(x, mask=None, sj=sj):
+            def fwd(x, sj=sj):
                 sj.reset()
                 return sj(x)
 
-            m.forward = fwd
+            m.multi_step = fwd
 
 
 def one(config: str, neuron: str, batch: int, length: int, time_steps: int, steps: int, threads: int | None,
-        checkpoint_tokens: int | None = None, max_batch_tokens: int | None = None):
+        checkpoint_tokens: int | None = None, max_batch_tokens: int | None = None, input_encoding: str = "real"):
     import torch
     from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+    from spikebert.neurons import NEURONS
     from spikebert.training.trainer import micro_batches
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     extra = {} if checkpoint_tokens is None else {"checkpoint_tokens": checkpoint_tokens}
-    cfg = SpikeBertConfig(vocab_size=30522, num_labels=2, time_steps=time_steps, **CONFIGS[config], **extra)
+    if neuron in NEURONS:  # a registered neuron by name: the model is built with it
+        extra["neuron"] = neuron
+    cfg = SpikeBertConfig(vocab_size=30522, num_labels=2, time_steps=time_steps, input_encoding=input_encoding,
+                          **CONFIGS[config], **extra)
     model = SpikeBertForSequenceClassification(cfg)
     patch_neurons(model, neuron)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -85,7 +95,7 @@ def one(config: str, neuron: str, batch: int, length: int, time_steps: int, step
         model(ids, mask)
         infer = (time.perf_counter() - t0) / batch
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    return {"config": config, "neuron": neuron, "batch": batch, "length": length, "T": time_steps,
+    return {"config": config, "neuron": neuron, "encoding": input_encoding, "batch": batch, "length": length, "T": time_steps,
             "train_step_s": sum(times) / len(times), "infer_ms_per_sentence": infer * 1000, "peak_gib": peak}
 
 
@@ -102,19 +112,20 @@ def main():
                     help="the trainer's micro-batch budget (token slots); 0: the whole batch at once")
     ap.add_argument("--checkpoint-tokens", type=int, default=None,
                     help="override the config's activation-checkpointing threshold (0: always, -1: never)")
+    ap.add_argument("--input-encoding", default="real", help="real or spike (SpikeBertConfig.input_encoding)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:  # one measurement per fresh process, so peak memory is this run's own
         config, neuron, batch = a.child.split(":")
         print(json.dumps(one(config, neuron, int(batch), a.length, a.time_steps, a.steps, a.threads,
-                             a.checkpoint_tokens, a.max_batch_tokens)))
+                             a.checkpoint_tokens, a.max_batch_tokens, a.input_encoding)))
         return
     print(f"{'config':<8} {'neuron':<12} {'B':>3} {'L':>4} {'T':>2} {'step s':>8} {'infer ms/sent':>14} {'peak GiB':>9}")
     for config in a.only.split(","):
         batch = a.batch or (32 if config == "default" else 8)
         for neuron in a.neurons.split(","):
             cmd = [sys.executable, __file__, "--child", f"{config}:{neuron}:{batch}", "--length", str(a.length),
-                   "--time-steps", str(a.time_steps), "--steps", str(a.steps)]
+                   "--time-steps", str(a.time_steps), "--steps", str(a.steps), "--input-encoding", a.input_encoding]
             if a.threads:
                 cmd += ["--threads", str(a.threads)]
             cmd += ["--max-batch-tokens", str(a.max_batch_tokens)]

@@ -90,8 +90,50 @@ def test_ann_count_equals_torch_flop_counter():
 # ---------------------------------------------------------------------------------------------- SNN
 
 
+def test_every_rule_by_hand_on_given_spike_counts():
+    """Two blocks, d = 2, f = 4, T = 2, C = 2, one sentence of L = 3 tokens, spike counts given.
+    Per block the spike-operand operations are (Σq + Σv)·L + (Σattn + Σmlp1)·d:
+    block 0 (2+3)·3 + (4+6)·2 = 35, block 1 (1+0)·3 + (2+4)·2 = 15; the head T·d·C = 8 MACs.
+    The residual-fed layers (q, k, v: fan-out 3d = 6; fc1: f = 4; together 3d + f = 10) read the
+    block input's spikes S: S_0 = 0, S_1 = Σout_0 + Σmlp2_0 = 3; plus E = 5 input spikes with spike input."""
+    from types import SimpleNamespace
+
+    from spikebert.analysis.energy import snn_ops
+
+    cfg = SimpleNamespace(time_steps=2, hidden_size=2, intermediate_size=4, num_hidden_layers=2, num_labels=2)
+    blocks = {0: dict(q=2, k=9, v=3, attn=4, out=1, mlp1=6, mlp2=2), 1: dict(q=1, k=9, v=0, attn=2, out=3, mlp1=4, mlp2=1)}
+    real = {f"layer{i}.{g}": [float(c)] for i, counts in blocks.items() for g, c in counts.items()}
+    spike = {"embed": [5.0], **real}
+
+    def count(sums, convention):
+        layers, head = snn_ops(cfg, [3], sums, convention)
+        assert (head.macs, head.acs) == (8, 0)
+        return [(o.macs, o.acs) for o in layers]
+
+    # strict, real input: the embedding multiplied once per token, L·d·(3d + f) = 60 MACs a block;
+    # ACs 35 + S_0·10 + Σout_0·4 = 39, and 15 + 3·10 + 3·4 = 57
+    assert count(real, "strict") == [(60, 39), (60, 57)]
+    # strict, spike input: no MAC; ACs 35 + (5 + 0)·10 + 1·4 = 89, and 15 + (5 + 3)·10 + 3·4 = 107
+    assert count(spike, "strict") == [(0, 89), (0, 107)]
+    # paper, real input: block 0's q, k, v as MACs L·3d² = 36, fc1 reads out_0's spikes: 35 + 1·4 = 39;
+    # block 1 reads S_1: 15 + 3·6 + (3 + 3)·4 = 57 (the embedding's share has no firing rate: not counted)
+    assert count(real, "paper") == [(36, 39), (0, 57)]
+    # paper, spike input: block 0: 36 MACs, 35 + (5 + 1)·4 = 59; block 1: 15 + (5 + 3)·6 + (5 + 3 + 3)·4 = 107
+    assert count(spike, "paper") == [(36, 59), (0, 107)]
+    # dense residual, either input: T·L·d·(3d + f) = 120 MACs a block, the spike-operand ACs
+    assert count(real, "dense_residual") == count(spike, "dense_residual") == [(120, 35), (120, 15)]
+    # energies: strict real (128 MACs, 96 ACs), strict spike (8 MACs, 196 ACs)
+    strict_real = sum(snn_ops(cfg, [3], real, "strict")[0], snn_ops(cfg, [3], real, "strict")[1])
+    assert strict_real.energy_mj() == pytest.approx((128 * 4.6 + 96 * 0.9) * 1e-9)
+    strict_spike = sum(snn_ops(cfg, [3], spike, "strict")[0], snn_ops(cfg, [3], spike, "strict")[1])
+    assert strict_spike.energy_mj() == pytest.approx((8 * 4.6 + 196 * 0.9) * 1e-9)
+    with pytest.raises(ValueError, match="convention"):
+        snn_ops(cfg, [3], real, "optimistic")
+
+
 def hand_count(model, tokenizer, texts):
-    """Spikes captured with plain forward hooks; every operation counted from its definition."""
+    """Spikes captured with plain forward hooks (the input spikes recomputed from the embedding);
+    every operation counted from its definition, the paper's as fr·T·FLOPs at measured rates."""
     from spikebert.neurons.lif import LIF
 
     spikes = {}
@@ -99,69 +141,98 @@ def hand_count(model, tokenizer, texts):
              for m in model.modules() if isinstance(m, LIF)]
     cfg = model.config
     T, d, f = cfg.time_steps, cfg.hidden_size, cfg.intermediate_size
-    macs = np.zeros(cfg.num_hidden_layers)
-    acs = np.zeros(cfg.num_hidden_layers)
-    alt_macs, alt_acs = np.zeros(cfg.num_hidden_layers), np.zeros(cfg.num_hidden_layers)
+    counts = {c: np.zeros((cfg.num_hidden_layers, 2)) for c in ("strict", "paper", "dense")}  # (MACs, ACs)
     try:
         for text in texts:  # one sentence at a time: no padding at all
             ids = tokenizer(text, return_tensors="pt")["input_ids"]
             L = ids.shape[1]
             with torch.no_grad():
                 model(ids, torch.ones_like(ids))
-            earlier = 0.0
+                E = T * float((model.spikebert.embed(ids) >= 0).sum()) if cfg.input_encoding == "spike" else 0.0
+            S = 0.0
             for i in range(cfg.num_hidden_layers):
                 n = {g: float((spikes[f"layer{i}.{g}"] != 0).sum()) for g in ("q", "v", "attn", "out", "mlp1", "mlp2")}
-                macs[i] += 3 * T * L * d * d + T * L * d * f  # q, k, v and fc1 read the real-valued residual
                 spike_acs = n["q"] * L + n["v"] * L + n["attn"] * d + n["mlp1"] * d
-                acs[i] += spike_acs
-                alt_macs[i] += L * d * (3 * d + f)  # embedding part, once
-                alt_acs[i] += spike_acs + earlier * (3 * d + f) + n["out"] * f
-                earlier += n["out"] + n["mlp2"]
+                counts["dense"][i] += (T * L * d * (3 * d + f), spike_acs)
+                real_macs = L * d * (3 * d + f) if cfg.input_encoding == "real" else 0.0
+                counts["strict"][i] += (real_macs, spike_acs + (E + S) * (3 * d + f) + n["out"] * f)
+                fr = {g: n[g] / (T * L * (f if g == "mlp1" else d)) for g in n}  # measured firing rates
+                fr_x, fr_fc1 = (E + S) / (T * L * d), (E + S + n["out"]) / (T * L * d)  # the residual stream's
+                paper_acs = (fr["q"] * T * L * L * d + fr["v"] * T * L * L * d + fr["attn"] * T * L * d * d
+                             + fr["mlp1"] * T * L * f * d + fr_fc1 * T * L * d * f)
+                if i == 0:
+                    counts["paper"][i] += (L * 3 * d * d, paper_acs)
+                else:
+                    counts["paper"][i] += (0.0, paper_acs + fr_x * T * L * d * 3 * d)
+                S += n["out"] + n["mlp2"]
     finally:
         for h in hooks:
             h.remove()
-    return macs, acs, alt_macs, alt_acs
+    return counts
 
 
-def test_snn_two_layers_equal_a_count_by_hand(tokenizer):
-    model = tiny_snn()
-    macs, acs, alt_macs, alt_acs = hand_count(model, tokenizer, TEXTS)
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
+    from spikebert.analysis.energy import ann_layer_macs
+
+    model = tiny_snn(input_encoding=encoding)
+    counts = hand_count(model, tokenizer, TEXTS)
     r = measure(model, tokenizer, TEXTS, batch_size=2, timing=False)  # padded batches
     assert all(rate > 0 for groups in r["firing_rates"].values() for rate in groups.values())
+    assert ("embed" in r["firing_rates"]) is (encoding == "spike") and r["input_encoding"] == encoding
     n = len(TEXTS)
     rows = r["layers"]
-    # the headline: residual split into the embedding (MACs once) and earlier spikes (ACs)
-    assert [row["snn_macs"] * n for row in rows[:2]] == pytest.approx(list(alt_macs))
-    assert [row["snn_acs"] * n for row in rows[:2]] == pytest.approx(list(alt_acs))
+    for prefix, c in (("snn", "strict"), ("paper", "paper")):
+        assert [row[f"{prefix}_macs"] * n for row in rows[:2]] == pytest.approx(list(counts[c][:, 0])), c
+        assert [row[f"{prefix}_acs"] * n for row in rows[:2]] == pytest.approx(list(counts[c][:, 1])), c
     head = n * model.config.time_steps * 64 * 2
-    assert r["snn"]["macs"] * n == pytest.approx(alt_macs.sum() + head)
-    assert r["snn"]["acs"] * n == pytest.approx(alt_acs.sum())
-    assert r["snn_energy_mj"] == pytest.approx((r["snn"]["macs"] * 4.6 + r["snn"]["acs"] * 0.9) * 1e-9)
-    # beside it: the residual counted as a dense real-valued input at every step
-    dense = r["snn_dense_residual"]
-    assert dense["macs"] * n == pytest.approx(macs.sum() + head)
-    assert dense["acs"] * n == pytest.approx(acs.sum())
+    for c, key in (("strict", "strict"), ("paper", "paper"), ("dense", "dense_residual")):
+        conv = r["conventions"][key]
+        assert conv["macs"] * n == pytest.approx(counts[c][:, 0].sum() + head), c
+        assert conv["acs"] * n == pytest.approx(counts[c][:, 1].sum()), c
+        assert conv["energy_mj"] == pytest.approx((conv["macs"] * 4.6 + conv["acs"] * 0.9) * 1e-9)
+        assert conv["energy_ratio"] == pytest.approx(conv["energy_mj"] / r["ann_energy_mj"])
+    # the headline is the strict rule; the old keys stay
+    assert r["headline"]["convention"] == "strict" and r["headline"]["why"]
+    assert r["snn"]["macs"] == r["conventions"]["strict"]["macs"] and r["snn_energy_mj"] == r["conventions"]["strict"]["energy_mj"]
+    assert r["snn_dense_residual"]["macs"] == r["conventions"]["dense_residual"]["macs"]
+    if encoding == "spike":
+        assert r["conventions"]["strict"]["macs"] * n == head  # a table read, then accumulates only
     # the reference BERT: the student's depth, teacher width (= 64 here), intermediate 4×
     lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
     ann = sum(3 * L * 64 ** 2 + 2 * L * L * 64 + L * 64 ** 2 + 2 * L * 64 * 256 for L in lengths) * 2
     assert r["ann"]["macs"] * n == pytest.approx(ann + n * (64 * 64 + 64 * 2))
     assert r["energy_ratio"] == pytest.approx(r["snn_energy_mj"] / r["ann_energy_mj"])
     assert r["tokens_per_sentence"] == pytest.approx(np.mean(lengths))
+    # BERT-base of the paper's shape on the same texts, beside the paper's own figures
+    base = sum(ann_layer_macs(L, 768, 3072) for L in lengths) * 12 + n * (768 * 768 + 768 * 2)
+    assert r["bert_base"]["macs"] * n == pytest.approx(base)
+    for c in ("strict", "paper"):
+        assert r["conventions"][c]["bert_base_ratio"] == pytest.approx(
+            r["conventions"][c]["energy_mj"] / r["bert_base"]["energy_mj"])
+    assert r["paper_figures"]["energy_ratio"] == pytest.approx(0.278, abs=5e-4)
 
 
-def test_counts_and_rates_do_not_depend_on_padding(tokenizer):
-    model = tiny_snn()
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_counts_and_rates_do_not_depend_on_padding(tokenizer, encoding):
+    model = tiny_snn(input_encoding=encoding)
     alone = measure(model, tokenizer, TEXTS, batch_size=1, timing=False)
     padded = measure(model, tokenizer, TEXTS, batch_size=3, timing=False)
     assert padded["snn"] == pytest.approx(alone["snn"])
+    for convention, counted in alone["conventions"].items():
+        assert padded["conventions"][convention] == pytest.approx(counted), convention
     for layer, groups in alone["firing_rates"].items():
         assert padded["firing_rates"][layer] == pytest.approx(groups)
     with torch.no_grad(), model.record_spikes() as rec:  # the recorder's own rates
         for t in TEXTS:
             ids = tokenizer(t, return_tensors="pt")["input_ids"]
             model(ids, torch.ones_like(ids))
-    assert padded["firing_rates"]["layer1"] == pytest.approx({g: v for k, v in rec.rates().items()
-                                                              for g in [k.split(".")[1]] if k.startswith("layer1.")})
+    assert padded["firing_rates"]["layer1"] == pytest.approx({k.partition(".")[2]: v for k, v in rec.rates().items()
+                                                              if k.startswith("layer1.")})
+    assert padded["group_firing_rates"] == pytest.approx(rec.rates())
+    assert list(padded["group_firing_rates"]) == list(model.neuron_groups())
+    if encoding == "spike":
+        assert padded["firing_rates"]["embed"] == pytest.approx({"embed": rec.rates()["embed"]})
 
 
 def test_energy_constants_are_settable(tokenizer):

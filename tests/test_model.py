@@ -64,9 +64,10 @@ def test_fused_lif_matches_autograd_loop():
         assert torch.allclose(x1.grad, x2.grad, atol=1e-6)
 
 
+@pytest.mark.parametrize("encoding", ["real", "spike"])
 @pytest.mark.parametrize("positions", [False, True])
-def test_logits_do_not_depend_on_padding_or_batch(positions):
-    model = small(position_embeddings=positions).eval()
+def test_logits_do_not_depend_on_padding_or_batch(positions, encoding):
+    model = small(position_embeddings=positions, input_encoding=encoding).eval()
     ids, mask = batch(b=3, length=16)
     together = model(ids, mask).logits
     for i in range(3):
@@ -115,14 +116,16 @@ def test_no_state_leaks_between_calls():
     assert torch.equal(model(ids, mask).logits, first)
 
 
-def test_save_load_round_trip_gives_identical_logits(tmp_path):
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_save_load_round_trip_gives_identical_logits(tmp_path, encoding):
     from transformers import AutoModelForSequenceClassification
 
-    model = small(time_steps=3).eval()
+    model = small(time_steps=3, input_encoding=encoding, neuron="lif").eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, SpikeBertForSequenceClassification)
+    assert (loaded.config.input_encoding, loaded.config.neuron) == (encoding, "lif")
     ids, mask = batch()
     assert torch.equal(loaded(ids, mask).logits, model(ids, mask).logits)
 
@@ -135,13 +138,15 @@ def test_one_time_step_works():
     assert out.logits.shape == (3, 3)
 
 
-def test_firing_rates_lie_in_unit_interval_and_ignore_padding():
-    model = small(threshold=0.3).eval()
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_firing_rates_lie_in_unit_interval_and_ignore_padding(encoding):
+    model = small(threshold=0.3, input_encoding=encoding).eval()
     ids, mask = batch()
     with model.record_spikes() as rec:
         model(ids, mask)
     rates = rec.rates()
-    assert len(rates) == 2 * 7
+    assert list(rates) == list(model.neuron_groups())
+    assert len(rates) == 2 * 7 + (encoding == "spike")
     assert all(0.0 <= r <= 1.0 for r in rates.values())
     assert any(r > 0 for r in rates.values())
     # the same sentences without their padding give the same rates
@@ -152,12 +157,14 @@ def test_firing_rates_lie_in_unit_interval_and_ignore_padding():
     for k, v in rates.items():
         assert abs(rec2.rates()[k] - v) < 1e-6, k
     # recording is off afterwards
-    assert all(m.recorder is None for m in model.modules() if isinstance(m, LIF))
+    assert all(not m.listeners for m in model.neuron_groups().values())
 
 
 def test_defaults_and_transformers_interface():
     cfg = SpikeBertConfig(vocab_size=100, num_labels=2)
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.time_steps) == (6, 384, 4)
+    assert (cfg.input_encoding, cfg.neuron, cfg.tau, cfg.threshold, cfg.surrogate) == ("real", "lif", 2.0, 1.0, "atan")
+    assert cfg.return_spike_rate is False
     model = SpikeBertForSequenceClassification(SpikeBertConfig(vocab_size=100, num_labels=2, num_hidden_layers=1,
                                                                hidden_size=16, num_attention_heads=2))
     out = model(torch.tensor([[1, 2, 3]]))
@@ -211,3 +218,45 @@ def test_recomputing_activations_gives_the_same_gradients():
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_a_config_saved_before_the_neuron_field_loads_with_the_lif(tmp_path):
+    """Folders written before ``neuron`` and ``return_spike_rate`` existed load as they ran."""
+    model = small(input_encoding="spike").eval()
+    model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    for key in ("neuron", "return_spike_rate"):
+        cfg.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded = SpikeBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.neuron == "lif" and all(type(m) is LIF for n, m in loaded.neuron_groups().items()
+                                                 if n != "embed")
+    ids, mask = batch()
+    assert torch.equal(loaded(ids, mask).logits, model(ids, mask).logits)
+
+
+def test_every_docstring_field_of_the_config_is_a_field():
+    """SpikeBertConfig documents every argument, one entry each, as BertConfig does."""
+    import inspect
+    import re
+
+    params = [p for p in inspect.signature(SpikeBertConfig.__init__).parameters if p not in ("self", "kwargs")]
+    documented = re.findall(r"^        (\w+) \(`", SpikeBertConfig.__doc__, flags=re.M)
+    assert documented == params
+
+
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_the_weight_names_are_those_of_saved_students(encoding):
+    """Students already trained and saved must load: the tensor names are fixed (neurons and
+    encodings own none)."""
+    model = SpikeBertForSequenceClassification(SpikeBertConfig(
+        vocab_size=10, num_hidden_layers=1, hidden_size=8, num_attention_heads=2, position_embeddings=True,
+        input_encoding=encoding))
+    unit = [f"{p}.{t}" for p in ("linear", "norm") for t in ("weight", "bias")]
+    block = [f"spikebert.layers.0.{m}.{u}" for m in ("attention.query", "attention.key", "attention.value",
+                                                      "attention.output", "mlp.fc1", "mlp.fc2") for u in unit]
+    assert list(model.state_dict()) == [
+        "spikebert.embeddings.weight", "spikebert.position_embeddings.weight", *block,
+        "spikebert.final_norm.weight", "spikebert.final_norm.bias", "classifier.weight", "classifier.bias",
+        "distill_transforms.0.0.weight", "distill_transforms.0.0.bias",
+        "distill_transforms.0.1.weight", "distill_transforms.0.1.bias"]

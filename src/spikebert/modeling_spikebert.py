@@ -1,11 +1,23 @@
 """SpikeBERT: the language Spikformer of Zhang et al. (arXiv 2308.15122), as a `transformers` model.
 
-    tokens ─ Embedding (+ optional learned positions) ─ repeat over T time steps
+    tokens ─ Embedding (+ optional learned positions) ─ input encoding, the same at each of T steps
            ─ Block × depth:   x = x + SpikingSelfAttention(x);  x = x + SpikingMLP(x)
            ─ LayerNorm ─ masked mean over tokens ─ classifier at each step ─ mean over T ─ logits
 
-Spiking self-attention: Q, K, V = LIF(LayerNorm(Linear(x))); A = LIF_{θ/2}((Q Kᵀ) V · scale), no
-softmax; out = LIF(LayerNorm(Linear(A))). Spiking MLP: LIF(LN(Linear_{d→4d})) → LIF(LN(Linear_{4d→d})).
+Input encoding (``config.input_encoding``, :mod:`spikebert.neurons.encoding`): ``real`` repeats the
+embedding itself, so the residual stream carries a real-valued part; ``spike`` (the reference's
+``self.atan(x)``) repeats its Heaviside step H(embedding) with a surrogate gradient, so the residual
+stream is an integer count: the input spikes plus the spike outputs of the sub-layers before.
+
+Spiking self-attention: Q, K, V = N(LayerNorm(Linear(x))); A = N_{θ/2}((Q Kᵀ) V · scale), no
+softmax; out = N(LayerNorm(Linear(A))). Spiking MLP: N(LN(Linear_{d→4d})) → N(LN(Linear_{4d→d})).
+N is the neuron named by ``config.neuron`` (the fused multi-step LIF by default; the registry is
+in :mod:`spikebert.neurons.base`).
+
+The model declares its neuron groups, in order: ``model.neuron_groups()`` gives ``embed`` (with
+spike input) and ``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``. The spike recorder
+(``model.record_spikes()``), the differentiable firing rate (``return_spike_rate=True``), the
+rasters and the energy count all listen to those groups.
 
 Beyond the reference code: padding is masked (padded keys and values are zeroed, pooling averages
 real tokens only), so a sentence's logits do not depend on its batch; positions are optional;
@@ -14,39 +26,104 @@ neuron state lives inside one forward call; firing rates are recorded on request
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
 
-from spikebert.neurons.lif import LIF, SpikeRecorder
-from spikebert.neurons.surrogate import Heaviside, get_surrogate
-
+from spikebert.neurons.base import DETACH_RESET, SURROGATE, THRESHOLD, SpikeSource, get_neuron
+from spikebert.neurons.encoding import ENCODINGS, get_encoding
+from spikebert.neurons.lif import TAU
+from spikebert.neurons.recording import RateMeter, SpikeRecorder
 
 # real: the embedding itself enters the residual stream (every block's q, k, v and fc1 multiply it);
 # spike: the reference's Heaviside(embedding) with a surrogate gradient, the same spikes at each step
-INPUT_ENCODINGS = ("real", "spike")
+INPUT_ENCODINGS = tuple(ENCODINGS)
 
 
 class SpikeBertConfig(PretrainedConfig):
+    r"""The configuration of a SpikeBERT model (:class:`SpikeBertModel`,
+    :class:`SpikeBertForSequenceClassification`). Fields that own no tensor (``time_steps``,
+    ``neuron``, ``tau``, ``threshold``, the surrogate, ``input_encoding``) may differ between models
+    that share weights.
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 30522):
+            Number of token ids the word embedding holds (the teacher's vocabulary).
+        num_hidden_layers (`int`, *optional*, defaults to 6):
+            Number of spiking Transformer blocks.
+        hidden_size (`int`, *optional*, defaults to 384):
+            Width of the embedding and of every block's residual stream.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Heads of the spiking self-attention; must divide `hidden_size`.
+        intermediate_size (`int`, *optional*):
+            Width of the spiking MLP's hidden layer; defaults to 4 × `hidden_size`.
+        time_steps (`int`, *optional*, defaults to 4):
+            Number of time steps T the network runs for every input (>= 1).
+        tau (`float`, *optional*, defaults to 2.0):
+            Membrane time constant of the LIF neuron (> 1; read by neurons that leak).
+        threshold (`float`, *optional*, defaults to 1.0):
+            Firing threshold θ of every neuron; the attention neurons fire at θ/2.
+        surrogate (`str`, *optional*, defaults to `"atan"`):
+            Surrogate gradient of the spike function: `"atan"`, `"sigmoid"` or `"rectangle"`
+            (:mod:`spikebert.neurons.surrogate`); also used by the `spike` input encoding.
+        surrogate_alpha (`float`, *optional*):
+            Sharpness α of the surrogate; defaults to the surrogate's own (2 for ATan).
+        detach_reset (`bool`, *optional*, defaults to `True`):
+            Drop the gradient through the membrane reset, as the reference does.
+        attention_scale (`float`, *optional*, defaults to 0.125):
+            Factor applied to (Q Kᵀ) V before the attention neuron (there is no softmax).
+        max_position_embeddings (`int`, *optional*, defaults to 512):
+            Longest input accepted (and rows of the position table when `position_embeddings`).
+        position_embeddings (`bool`, *optional*, defaults to `False`):
+            Add learned absolute position embeddings to the word embedding (the reference has none).
+        teacher_hidden_size (`int`, *optional*):
+            Width of the teacher's hidden states that the distillation features are mapped to;
+            defaults to `hidden_size`.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every LayerNorm.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialisation of Linear and Embedding weights.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            Id of the padding token.
+        checkpoint_tokens (`int`, *optional*, defaults to -1):
+            In training, a batch of more than this many token slots (batch × length) recomputes
+            each block's activations in backward instead of keeping them; 0: always, -1: never.
+        input_encoding (`str`, *optional*, defaults to `"real"`):
+            How the embedding enters the blocks: `"real"` (the embedding itself) or `"spike"`
+            (its Heaviside step, a neuron group `embed`); see :mod:`spikebert.neurons.encoding`.
+        neuron (`str`, *optional*, defaults to `"lif"`):
+            The spiking neuron of every layer, by registry name (`"lif"`, `"if"`;
+            :func:`spikebert.neurons.base.get_neuron`).
+        return_spike_rate (`bool`, *optional*, defaults to `False`):
+            Whether `forward` returns `spike_rate` (the differentiable mean firing rate) unless
+            told otherwise by its own `return_spike_rate` argument.
+        kwargs:
+            Passed to :class:`~transformers.PretrainedConfig` (`num_labels`, `id2label`, ...).
+    """
+
     model_type = "spikebert"
 
     def __init__(self, vocab_size: int = 30522, num_hidden_layers: int = 6, hidden_size: int = 384,
                  num_attention_heads: int = 12, intermediate_size: int | None = None, time_steps: int = 4,
-                 tau: float = 2.0, threshold: float = 1.0, surrogate: str = "atan",
-                 surrogate_alpha: float | None = None, detach_reset: bool = True,
+                 tau: float = TAU, threshold: float = THRESHOLD, surrogate: str = SURROGATE,
+                 surrogate_alpha: float | None = None, detach_reset: bool = DETACH_RESET,
                  attention_scale: float = 0.125, max_position_embeddings: int = 512,
                  position_embeddings: bool = False, teacher_hidden_size: int | None = None,
                  layer_norm_eps: float = 1e-5, initializer_range: float = 0.02, pad_token_id: int = 0,
-                 checkpoint_tokens: int = -1, input_encoding: str = "real", **kwargs):
+                 checkpoint_tokens: int = -1, input_encoding: str = "real", neuron: str = "lif",
+                 return_spike_rate: bool = False, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
-        if input_encoding not in INPUT_ENCODINGS:
-            raise ValueError(f"input_encoding must be one of {', '.join(INPUT_ENCODINGS)} (got {input_encoding!r})")
+            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
+                             f"{num_attention_heads}")
+        get_encoding(input_encoding)  # a clear error for an unknown name
+        get_neuron(neuron)
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1 (got {time_steps})")
         self.vocab_size = vocab_size
@@ -66,29 +143,72 @@ class SpikeBertConfig(PretrainedConfig):
         self.teacher_hidden_size = teacher_hidden_size or hidden_size
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        # training recomputes a block's activations in backward instead of keeping them once a batch
-        # holds more than this many token slots (batch × length); 0: always, -1: never
         self.checkpoint_tokens = checkpoint_tokens
         self.input_encoding = input_encoding
+        self.neuron = neuron
+        self.return_spike_rate = return_spike_rate
 
 
-def _lif(config: SpikeBertConfig, name: str, threshold: float | None = None) -> LIF:
-    return LIF(tau=config.tau, threshold=config.threshold if threshold is None else threshold,
-               surrogate=config.surrogate, surrogate_alpha=config.surrogate_alpha,
-               detach_reset=config.detach_reset, name=name)
+@dataclass
+class SpikeBertModelOutput(ModelOutput):
+    """The output of :class:`SpikeBertModel`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(time_steps, batch_size, sequence_length, hidden_size)`):
+            The last block's output at every time step, after the final LayerNorm.
+        layer_means (`tuple(torch.FloatTensor)`, one per block, each `(batch_size, sequence_length, hidden_size)`):
+            Each block's output averaged over the time steps (what distillation aligns).
+        spike_rate (`torch.FloatTensor` of shape `()`, *optional*, with `return_spike_rate=True`):
+            The mean over neuron groups of each group's firing rate over real tokens,
+            differentiable through the surrogate gradient (for a firing-rate penalty).
+
+    Besides the attributes, it unpacks like the tuple it replaces: ``feats, layer_means = out``
+    (iteration gives the values that are set, as ``to_tuple()`` does, not the keys).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    layer_means: tuple[torch.FloatTensor, ...] | None = None
+    spike_rate: torch.FloatTensor | None = None
+
+    def __iter__(self):
+        return iter(self.to_tuple())
 
 
-class LinearNormLIF(nn.Module):
-    """``Linear → LayerNorm → LIF`` over ``[T, B, L, in]``: the unit every spiking layer is made of."""
+@dataclass
+class SpikeBertSequenceClassifierOutput(SequenceClassifierOutput):
+    """:class:`~transformers.modeling_outputs.SequenceClassifierOutput` (``loss``, ``logits``,
+    ``hidden_states``: each block's output averaged over T) plus ``spike_rate`` (see
+    :class:`SpikeBertModelOutput`), set when the forward was asked for it."""
+
+    spike_rate: torch.FloatTensor | None = None
+
+
+def make_neuron(config: SpikeBertConfig, name: str, threshold: float | None = None):
+    """The neuron of ``config.neuron`` for the group ``name`` (at ``threshold``, default the config's)."""
+    return get_neuron(config.neuron).from_config(config, name, threshold)
+
+
+def _merge(*parts) -> dict[str, SpikeSource]:
+    groups: dict[str, SpikeSource] = {}
+    for part in parts:
+        groups.update(part.neuron_groups())
+    return groups
+
+
+class SpikingLinear(nn.Module):
+    """``Linear → LayerNorm → neuron`` over ``[T, B, L, in]``: the unit every spiking layer is made of."""
 
     def __init__(self, config, d_in: int, d_out: int, name: str):
         super().__init__()
         self.linear = nn.Linear(d_in, d_out)
         self.norm = nn.LayerNorm(d_out, eps=config.layer_norm_eps)
-        self.lif = _lif(config, name)
+        self.neuron = make_neuron(config, name)
 
     def forward(self, x, mask=None):
-        return self.lif(self.norm(self.linear(x)), mask)
+        return self.neuron(self.norm(self.linear(x)), mask)
+
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return self.neuron.neuron_groups()
 
 
 class SpikingSelfAttention(nn.Module):
@@ -97,11 +217,14 @@ class SpikingSelfAttention(nn.Module):
         d = config.hidden_size
         self.heads = config.num_attention_heads
         self.scale = config.attention_scale
-        self.query = LinearNormLIF(config, d, d, f"layer{layer}.q")
-        self.key = LinearNormLIF(config, d, d, f"layer{layer}.k")
-        self.value = LinearNormLIF(config, d, d, f"layer{layer}.v")
-        self.attn_lif = _lif(config, f"layer{layer}.attn", threshold=config.threshold / 2)
-        self.output = LinearNormLIF(config, d, d, f"layer{layer}.out")
+        self.query = SpikingLinear(config, d, d, f"layer{layer}.q")
+        self.key = SpikingLinear(config, d, d, f"layer{layer}.k")
+        self.value = SpikingLinear(config, d, d, f"layer{layer}.v")
+        self.attn_neuron = make_neuron(config, f"layer{layer}.attn", threshold=config.threshold / 2)
+        self.output = SpikingLinear(config, d, d, f"layer{layer}.out")
+
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return _merge(self.query, self.key, self.value, self.attn_neuron, self.output)
 
     def _split(self, x):  # [T, B, L, D] -> [T, B, H, L, Dh]
         T, B, L, D = x.shape
@@ -122,14 +245,17 @@ class SpikingSelfAttention(nn.Module):
         else:
             a = (q @ k.transpose(-2, -1)) @ v
         a = a.transpose(2, 3).reshape(T, B, L, D) * self.scale
-        return self.output(self.attn_lif(a, mask), mask)
+        return self.output(self.attn_neuron(a, mask), mask)
 
 
 class SpikingMLP(nn.Module):
     def __init__(self, config: SpikeBertConfig, layer: int):
         super().__init__()
-        self.fc1 = LinearNormLIF(config, config.hidden_size, config.intermediate_size, f"layer{layer}.mlp1")
-        self.fc2 = LinearNormLIF(config, config.intermediate_size, config.hidden_size, f"layer{layer}.mlp2")
+        self.fc1 = SpikingLinear(config, config.hidden_size, config.intermediate_size, f"layer{layer}.mlp1")
+        self.fc2 = SpikingLinear(config, config.intermediate_size, config.hidden_size, f"layer{layer}.mlp2")
+
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return _merge(self.fc1, self.fc2)
 
     def forward(self, x, mask=None):
         return self.fc2(self.fc1(x, mask), mask)
@@ -140,6 +266,9 @@ class SpikeBertBlock(nn.Module):
         super().__init__()
         self.attention = SpikingSelfAttention(config, layer)
         self.mlp = SpikingMLP(config, layer)
+
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return _merge(self.attention, self.mlp)
 
     def forward(self, x, mask=None, recompute: bool = False):
         if recompute:  # keep only each sub-layer's input; recompute its activations in backward
@@ -166,16 +295,40 @@ class SpikeBertPreTrainedModel(PreTrainedModel):
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
 
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        """The model's neuron groups by name, in order (``embed`` first with spike input, then
+        ``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``); ``list(model.neuron_groups())`` gives the names."""
+        raise NotImplementedError
+
+    @contextmanager
+    def listen(self, listener):
+        """Within the block, ``listener(name, spikes, mask)`` is called whenever a neuron group of the
+        model fires (``spikes`` ``[T, B, L, D]``, ``mask`` ``[B, L]`` or None); yields ``listener``."""
+        groups = list(self.neuron_groups().values())
+        for g in groups:
+            g.listeners.append(listener)
+        try:
+            yield listener
+        finally:
+            for g in groups:
+                g.listeners.remove(listener)
+
+    def record_spikes(self):
+        """``with model.record_spikes() as rec: model(...)``; then ``rec.rates()`` gives the firing
+        rate of every declared neuron group over real tokens."""
+        return self.listen(SpikeRecorder())
+
 
 class SpikeBertModel(SpikeBertPreTrainedModel):
-    """The spiking encoder: token ids → per-step token features ``[T, B, L, D]`` and, per block,
-    the block's output averaged over T (``[B, L, D]``, what distillation aligns)."""
+    """The spiking encoder: token ids → :class:`SpikeBertModelOutput` (per-step token features
+    ``[T, B, L, D]`` and, per block, the block's output averaged over T, ``[B, L, D]``)."""
 
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=None)
         self.position_embeddings = (nn.Embedding(config.max_position_embeddings, config.hidden_size)
                                     if config.position_embeddings else None)
+        self.input_encoder = get_encoding(config.input_encoding).from_config(config)
         self.layers = nn.ModuleList(SpikeBertBlock(config, i) for i in range(config.num_hidden_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
@@ -187,32 +340,48 @@ class SpikeBertModel(SpikeBertPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings = value
 
-    def forward(self, input_ids, attention_mask=None):
-        B, L = input_ids.shape
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return _merge(self.input_encoder, *self.layers)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The real-valued token embedding ``[B, L, D]`` (word, plus position when configured)."""
+        L = input_ids.shape[1]
         if L > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {L} exceeds max_position_embeddings {self.config.max_position_embeddings}")
+            raise ValueError(f"sequence length {L} exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings}")
         x = self.embeddings(input_ids)
         if self.position_embeddings is not None:
             x = x + self.position_embeddings(torch.arange(L, device=input_ids.device))[None]
-        mask = attention_mask
-        if self.config.input_encoding == "spike":
-            sg = get_surrogate(self.config.surrogate)
-            x = Heaviside.apply(x, sg, sg.alpha if self.config.surrogate_alpha is None else self.config.surrogate_alpha)
-        x = x.unsqueeze(0).repeat(self.config.time_steps, 1, 1, 1)
-        layer_means = []
+        return x
+
+    def _recompute(self, tokens: int) -> bool:
         limit = self.config.checkpoint_tokens
-        recompute = self.training and torch.is_grad_enabled() and (
-            self.gradient_checkpointing or (limit is not None and limit >= 0 and B * L > limit))
-        for block in self.layers:
-            x = block(x, mask, recompute)
-            layer_means.append(x.mean(0))
-        return self.final_norm(x), layer_means
+        return self.training and torch.is_grad_enabled() and (
+            self.gradient_checkpointing or (limit is not None and limit >= 0 and tokens > limit))
+
+    def forward(self, input_ids, attention_mask=None, return_spike_rate: bool | None = None,
+                return_dict=None) -> SpikeBertModelOutput:
+        """``input_ids`` ``[B, L]``, ``attention_mask`` ``[B, L]`` (1 for real tokens); with
+        ``return_spike_rate`` (default ``config.return_spike_rate``) the output carries ``spike_rate``."""
+        if return_spike_rate is None:
+            return_spike_rate = self.config.return_spike_rate
+        meter = RateMeter() if return_spike_rate else None
+        recompute = self._recompute(input_ids.numel())
+        with self.listen(meter) if meter is not None else nullcontext():
+            x = self.input_encoder(self.embed(input_ids), attention_mask, self.config.time_steps)
+            layer_means = []
+            for block in self.layers:
+                x = block(x, attention_mask, recompute)
+                layer_means.append(x.mean(0))
+        return SpikeBertModelOutput(last_hidden_state=self.final_norm(x), layer_means=tuple(layer_means),
+                                    spike_rate=meter.mean() if meter is not None else None)
 
 
 class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
     """SpikeBERT with a classification head; ``forward`` returns ``.logits`` (and ``.loss`` with
-    ``labels``) like any `transformers` classifier. ``hidden_states`` holds each block's output
-    averaged over T; :meth:`distill_features` maps them to the teacher's width."""
+    ``labels``) like any `transformers` classifier, as a :class:`SpikeBertSequenceClassifierOutput`.
+    ``hidden_states`` holds each block's output averaged over T; :meth:`distill_features` maps them
+    to the teacher's width; ``spike_rate`` is set with ``return_spike_rate=True``."""
 
     def __init__(self, config: SpikeBertConfig):
         super().__init__(config)
@@ -224,8 +393,13 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
             for _ in range(config.num_hidden_layers))
         self.post_init()
 
-    def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None, **kwargs):
-        feats, layer_means = self.spikebert(input_ids, attention_mask)
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return self.spikebert.neuron_groups()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None,
+                return_spike_rate: bool | None = None, **kwargs) -> SpikeBertSequenceClassifierOutput:
+        out = self.spikebert(input_ids, attention_mask, return_spike_rate=return_spike_rate)
+        feats = out.last_hidden_state
         if attention_mask is None:
             pooled = feats.mean(2)
         else:
@@ -233,25 +407,12 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
             pooled = (feats * m).sum(2) / m.sum(2).clamp(min=1.0)
         logits = self.classifier(pooled).mean(0)  # classify at each step, average over T
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=tuple(layer_means))
+        return SpikeBertSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.layer_means,
+                                                 spike_rate=out.spike_rate)
 
     def distill_features(self, hidden_states) -> list[torch.Tensor]:
         """Each block's T-averaged output mapped to the teacher's width (``Linear → LayerNorm``)."""
         return [t(h) for t, h in zip(self.distill_transforms, hidden_states)]
-
-    @contextmanager
-    def record_spikes(self):
-        """``with model.record_spikes() as rec: model(...)``; then ``rec.rates()`` gives the firing
-        rate of every neuron group (``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``) over real tokens."""
-        rec = SpikeRecorder()
-        lifs = [m for m in self.modules() if isinstance(m, LIF)]
-        for m in lifs:
-            m.recorder = rec
-        try:
-            yield rec
-        finally:
-            for m in lifs:
-                m.recorder = None
 
     def init_embeddings_from(self, weight: torch.Tensor, positions: torch.Tensor | None = None) -> bool:
         """Copy a teacher's word-embedding matrix when the shapes agree (returns whether it did), and

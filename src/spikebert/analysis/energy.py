@@ -12,35 +12,62 @@ and residual additions are not counted (nor are they for the SNN). For BERT-base
 d = 768, f = 3072) at L = 128 the encoder is 11.17 G MACs and the head 0.59 M: 11.2 G, 51.4 mJ,
 the paper's BERT figure.
 
-SNN (SpikeBERT, T time steps), per block. An operation with a spike operand accumulates instead
-of multiplying: every spike (a 1 at some step, token and channel) adds one weight or value to each
-of its fan-out outputs, so ACs = (sum of that operand's values over all T steps, real tokens and
-channels) × fan-out; an operation with no spike operand multiplies (MACs).
-    Q·Kᵀ      spike operand Q, fan-out = L (one score per real key)        ACs  ΣQ·L
-    (QKᵀ)·V   spike operand V, fan-out = L (one output per real query)     ACs  ΣV·L
-    out Linear  input: attention-LIF spikes, fan-out d                     ACs  ΣA·d
-    MLP fc2     input: fc1-LIF spikes, fan-out d                           ACs  ΣM1·d
+SNN (SpikeBERT: T time steps, width d, MLP width f, C classes). Spikes are measured per sentence
+by listening to the neuron groups the model declares (``model.neuron_groups()``); Σg is group g's
+spike count over all T steps, real tokens and channels. An operation with a spike operand
+accumulates instead of multiplying: every spike (a 1 at some step, token and channel) adds one
+weight or value to each of its fan-out outputs, so ACs = Σ(operand) × fan-out. Per block i:
+
+    Q·Kᵀ        spike operand Q, fan-out L (one score per real key)       ACs  ΣQ·L
+    (QKᵀ)·V     spike operand V, fan-out L (one output per real query)    ACs  ΣV·L
+    out Linear  input: attention spikes, fan-out d                        ACs  Σattn·d
+    MLP fc2     input: mlp1 spikes, fan-out d                             ACs  Σmlp1·d
 (K is also binary but is the second operand of Q·Kᵀ: each of its products is counted once, via Q.
 The model's forward may compute Q·(KᵀV) when L exceeds the head width; the count follows the
-defined association (QKᵀ)V.)
+defined association (QKᵀ)V.) Those four are counted alike under every convention below.
 
-The layers fed by the residual stream (q, k, v and MLP fc1) need care: that stream is the token
-embedding, the same at every step, plus the spike outputs (out, mlp2) of the blocks before, whose
-sum is a count of spikes. By linearity W·x = W·emb + W·spikes, and a spike-driven implementation
-computes W·emb once per token (MACs, L·d·d_out, not T times: it does not change over time) and
-W·spikes as accumulates (Σspikes·d_out); fc1 also reads this block's out spikes. That is the
-headline count (``snn``, ``snn_energy_mj``, ``energy_ratio``): it applies the rule above operand
-by operand, and it is how Spikformer-style papers count an encoding layer (MACs) followed by
-spike-driven layers (ACs). Beside it, ``snn_dense_residual`` counts those four layers as dense
-multiplies at every step (T·L·d·d_out MACs): at T = 4 that alone exceeds the ANN's whole count,
-whatever the firing rates. The head (a classifier at each step) is T·d·C MACs. Spike sums are
-measured per sentence with forward hooks on the LIF modules; firing rates come from
-:class:`~spikebert.neurons.lif.SpikeRecorder`.
+The residual-fed layers: q, k and v read the block's input x_i (fan-out 3d together) and MLP fc1
+reads x_i + out_i (fan-out f). x_0 is the encoded input and x_{i+1} = x_i + out_i + mlp2_i, so
+x_i = x_0 + S_i with S_i = Σ_{j<i} (out_j + mlp2_j), a count of spikes.
+
+**Strict rule** (per operand; the headline, ``snn``, ``snn_energy_mj``, ``energy_ratio``):
+- ``real`` input: x_0 is the token embedding, real-valued and the same at every step. By linearity
+  W·x_i = W·x_0 + W·S_i: a spike-driven implementation multiplies the embedding once per token
+  (MACs, L·d·(3d + f) per block, not T times: it does not change over time) and accumulates the
+  spikes (ACs, ΣS_i·(3d + f) + Σout_i·f).
+- ``spike`` input: x_0 = E, the input spikes (the group ``embed``, 0/1 at every step), so x_i is an
+  integer count and every residual-fed layer accumulates: ACs (ΣE + ΣS_i)·(3d + f) + Σout_i·f, no
+  MAC. The embedding lookup behind E is a table read: no operation.
+The encoding is read from the declared groups: a model with an ``embed`` group has spike input.
+
+**Paper's convention** (Spikformer, SpikeBERT; ``conventions["paper"]``): E = E_MAC·FLOPs(first
+layer) + E_AC·Σ fr·T·FLOPs over every other synaptic operation, fr the measured firing rate of
+its input. The first layer is the one reading the encoded input, block 0's q, k, v: MACs L·3d²,
+once per token (the input is the same at every step), whatever the encoding. For any other
+operation fr·T·FLOPs = Σ(input spikes)·fan-out, so it is the strict count above with the residual
+stream's spikes (E + S_i, and out_i for fc1): block 0's fc1 and the later blocks' q, k, v, fc1
+read their input's spikes. A real-valued embedding has no firing rate: under this convention its
+share of the later residual-fed layers is not counted at all.
+
+**Dense residual** (``snn_dense_residual``, ``conventions["dense_residual"]``): the residual-fed
+layers as dense multiplies at every step (T·L·d·(3d + f) MACs per block), the rest as above: what
+a GPU or CPU does.
+
+The head (a classifier at each step on the LayerNorm output, real-valued) is T·d·C MACs under
+every convention.
+
+**The headline is the strict rule**: it follows each operand to the operation a spike-driven
+chip would run (multiply a real value, accumulate a spike), so it holds for either encoding. The
+paper's convention is a fixed rule: it charges the first layer MACs even when its input is spikes
+and drops a real embedding's share in every later block, so it favours real input. Both are in
+the report, with the ratio against a BERT-base of the paper's shape (12 × 768, intermediate 3072)
+on the same texts, beside the paper's figures (SNN 14.30 mJ, BERT-base 51.41 mJ, 27.8 %).
 
 Without a given teacher the ANN reference is a BERT of the teacher's shape: as many layers as the
 student, width ``teacher_hidden_size``, intermediate 4 × width (BERT's ratio), 64-wide heads.
-Wall-clock CPU time is measured too: a CPU runs spikes as dense float matmuls, so it shows none of
-the saving the energy model assumes for neuromorphic hardware.
+Firing rates come from :class:`~spikebert.neurons.recording.SpikeRecorder`. Wall-clock CPU time is
+measured too: a CPU runs spikes as dense float matmuls, so it shows none of the saving the energy
+model assumes for neuromorphic hardware.
 """
 
 from __future__ import annotations
@@ -54,12 +81,23 @@ from tqdm import tqdm
 
 from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
 from spikebert.errors import SpikeBertError
-from spikebert.analysis.raster import GROUPS, lif_hooks
+from spikebert.neurons.encoding import INPUT_GROUP
+from spikebert.neurons.recording import token_mask
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
+CONVENTIONS = ("strict", "paper", "dense_residual")
+HEADLINE = "strict"
+HEADLINE_WHY = ("the strict rule follows each operand to the operation a spike-driven chip runs (a real "
+                "operand multiplies, a spike accumulates), for either input encoding; the paper's convention "
+                "charges the first layer MACs whatever its input and drops a real embedding's share in every "
+                "later block, so it favours real input")
+PAPER_FIGURES = {"snn_energy_mj": 14.30, "ann_energy_mj": 51.41, "energy_ratio": 14.30 / 51.41,
+                 "source": "SpikeBERT (arXiv 2308.15122): a 12 × 768 SpikeBERT against BERT-base, paper's convention"}
 CPU_NOTE = ("wall-clock time on this CPU, where spikes run as dense float matmuls: a CPU is not "
             "neuromorphic hardware, so it shows none of the energy saving estimated above")
+# the spiking groups of a block whose spikes the count reads (k: the second operand of Q·Kᵀ)
+ROLES = ("q", "v", "attn", "out", "mlp1", "mlp2")
 
 
 @dataclass
@@ -104,6 +142,11 @@ class AnnShape:
         h = snn_config.teacher_hidden_size
         return cls(snn_config.num_hidden_layers, h, 4 * h, snn_config.num_labels)
 
+    @classmethod
+    def bert_base(cls, num_labels: int = 2) -> "AnnShape":
+        """BERT-base, the paper's ANN: 12 layers, width 768, intermediate 3072."""
+        return cls(12, 768, 3072, num_labels)
+
     def bert_config(self, vocab_size: int, max_positions: int = 512):
         from transformers import BertConfig
 
@@ -125,25 +168,44 @@ def ann_ops(shape: AnnShape, lengths) -> tuple[list[Ops], Ops]:
     return [Ops(float(per_layer)) for _ in range(shape.layers)], Ops(float(head))
 
 
-def snn_ops(config, lengths, sums: dict, spike_residual: bool = False) -> tuple[list[Ops], Ops]:
-    """Per-layer and head operations of a SpikeBERT model, summed over sentences; ``sums[name]``
-    holds each sentence's spike count of neuron group ``name`` (over T, its tokens and channels).
+def _block_sums(sums: dict, i: int) -> dict[str, np.ndarray]:
+    try:
+        return {g: np.asarray(sums[f"layer{i}.{g}"], dtype=np.float64) for g in ROLES}
+    except KeyError as e:
+        raise SpikeBertError(f"no spike count for neuron group {e.args[0]}: the energy count reads the groups "
+                             f"layer{{i}}.{{{','.join(ROLES)}}} of every block") from None
 
-    ``spike_residual`` (the headline): the residual-fed layers split into the embedding part (MACs,
-    once) and the earlier blocks' spikes (ACs); without it they are dense multiplies at every step."""
+
+def _residual_fed(convention: str, i: int, L, d: int, f: int, T: int, stream, out, spike_input: bool) -> Ops:
+    """q, k, v (reading the block's input) and fc1 (reading it plus the block's out spikes);
+    ``stream`` is the spike count in the block's input (see the module docstring)."""
+    if convention == "dense_residual":
+        return Ops(T * L.sum() * d * (3 * d + f))
+    qkv_spikes, fc1_spikes, macs = stream.sum(), stream.sum() + out.sum(), 0.0
+    if convention == "paper" and i == 0:  # the first layer reads the encoded input: MACs, once
+        qkv_spikes, macs = 0.0, L.sum() * 3 * d * d
+    elif convention == "strict" and not spike_input:  # the real embedding, multiplied once per token
+        macs = L.sum() * d * (3 * d + f)
+    return Ops(float(macs), float(qkv_spikes * 3 * d + fc1_spikes * f))
+
+
+def snn_ops(config, lengths, sums: dict, convention: str = HEADLINE) -> tuple[list[Ops], Ops]:
+    """Per-layer and head operations of a SpikeBERT model under ``convention`` (one of
+    :data:`CONVENTIONS`), summed over sentences; ``sums[name]`` holds each sentence's spike count of
+    neuron group ``name`` (over T, its tokens and channels). The input is spikes when ``sums`` has
+    the input group ``embed``."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
     T, d, f = config.time_steps, config.hidden_size, config.intermediate_size
     L = np.asarray(lengths, dtype=np.float64)
-    layers, earlier = [], np.zeros_like(L)  # spikes of earlier blocks' out and mlp2 groups
+    spike_input = INPUT_GROUP in sums
+    stream = np.asarray(sums[INPUT_GROUP], dtype=np.float64) if spike_input else np.zeros_like(L)
+    layers = []
     for i in range(config.num_hidden_layers):
-        s = {g: np.asarray(sums[f"layer{i}.{g}"], dtype=np.float64) for g in GROUPS}
-        acs = ((s["q"] + s["v"]) * L).sum() + (s["attn"].sum() + s["mlp1"].sum()) * d
-        if spike_residual:  # q, k, v, fc1 read emb (once) + earlier spikes; fc1 also this block's out
-            macs = L.sum() * d * (3 * d + f)
-            acs += earlier.sum() * (3 * d + f) + s["out"].sum() * f
-        else:
-            macs = T * L.sum() * (3 * d * d + d * f)
-        earlier = earlier + s["out"] + s["mlp2"]
-        layers.append(Ops(float(macs), float(acs)))
+        s = _block_sums(sums, i)
+        spike_ops = Ops(0.0, float(((s["q"] + s["v"]) * L).sum() + (s["attn"].sum() + s["mlp1"].sum()) * d))
+        layers.append(spike_ops + _residual_fed(convention, i, L, d, f, T, stream, s["out"], spike_input))
+        stream = stream + s["out"] + s["mlp2"]
     return layers, Ops(float(len(L) * T * d * config.num_labels))
 
 
@@ -166,19 +228,18 @@ def ms_per_sentence(model, batches: list[dict], desc: str) -> float:
 
 @torch.no_grad()
 def count_spikes(model, batches: list[dict], n: int):
-    """One pass over ``batches``: each sentence's length, spike sum per neuron group and predicted
-    class, and the :class:`SpikeRecorder` of the whole pass (firing rates)."""
-    cfg = model.config
+    """One pass over ``batches``: each sentence's length, spike count per declared neuron group and
+    predicted class, and the :class:`SpikeRecorder` of the whole pass (firing rates)."""
     lengths, preds = np.zeros(n), np.zeros(n, dtype=np.int64)
-    sums = {f"layer{i}.{g}": np.zeros(n) for i in range(cfg.num_hidden_layers) for g in GROUPS}
+    sums = {name: np.zeros(n) for name in model.neuron_groups()}
     index = None
 
     def per_sentence(name, spikes, mask):
-        m = mask.to(spikes.dtype)[None, :, :, None]
-        sums[name][index] += (spikes * m).sum(dim=(0, 2, 3)).numpy()
+        counted = spikes if mask is None else spikes * token_mask(mask, spikes)
+        sums[name][index] += counted.movedim(1, 0).flatten(1).sum(1).numpy()
 
     model.eval()
-    with model.record_spikes() as rec, lif_hooks(model, per_sentence):
+    with model.record_spikes() as rec, model.listen(per_sentence):
         for b in tqdm(batches, desc="counting spikes", disable=None, leave=False):
             index = b["index"].numpy()
             lengths[index] = b["attention_mask"].sum(1).numpy()
@@ -186,120 +247,201 @@ def count_spikes(model, batches: list[dict], n: int):
     return lengths, sums, preds, rec
 
 
-def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None, ann=None, ann_tokenizer=None,
-            batch_size: int = 32, max_length: int = 128, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ,
-            timing: bool = True, reference: str = "") -> dict:
-    """Firing rates, operation counts, energies and CPU times of a SpikeBERT ``model`` on ``texts``
-    against ``ann`` (a loaded BERT classifier) or, without one, a BERT of the teacher's shape."""
-    cfg, n = model.config, len(texts)
+def split_group(name: str) -> tuple[str, str]:
+    """``layer0.q`` → (``layer0``, ``q``); a group of its own, such as ``embed``, → (``embed``, ``embed``)."""
+    row, _, group = name.partition(".")
+    return row, group or name
+
+
+def firing_rates(rec, names) -> dict[str, dict[str, float]]:
+    """The recorder's rates nested by row (``embed``, ``layer{i}``) and group, in declared order."""
+    rates, nested = rec.rates(), {}
+    for name in names:
+        row, group = split_group(name)
+        nested.setdefault(row, {})[group] = rates.get(name, 0.0)
+    return nested
+
+
+def _pooled_rate(rec, names) -> float:
+    slots = sum(rec.slots.get(k, 0.0) for k in names)
+    return sum(rec.spikes.get(k, 0.0) for k in names) / slots if slots else 0.0
+
+
+def _ops_cells(prefix: str, o: Ops, e_mac: float, e_ac: float) -> dict:
+    return {f"{prefix}_macs": o.macs, f"{prefix}_acs": o.acs, f"{prefix}_energy_mj": o.energy_mj(e_mac, e_ac)}
+
+
+def _layer_rows(snn: dict, ann: tuple, rec, groups: list[str], n: int, e_mac: float, e_ac: float) -> list[dict]:
+    """Per layer (and the head), per sentence: the strict (``snn_*``) and paper (``paper_*``)
+    counts and the ANN's; a layer's firing rate pools its groups."""
+    (s_layers, s_head), (p_layers, p_head), (a_layers, a_head) = snn["strict"], snn["paper"], ann
+    rows = []
+    for i in range(max(len(s_layers), len(a_layers))):
+        row = {"layer": f"layer{i}"}
+        if i < len(s_layers):
+            row["firing_rate"] = _pooled_rate(rec, [g for g in groups if split_group(g)[0] == f"layer{i}"])
+            row.update(_ops_cells("snn", s_layers[i] / n, e_mac, e_ac))
+            row.update(_ops_cells("paper", p_layers[i] / n, e_mac, e_ac))
+        if i < len(a_layers):
+            row.update(ann_macs=a_layers[i].macs / n, ann_energy_mj=(a_layers[i] / n).energy_mj(e_mac, e_ac))
+        rows.append(row)
+    rows.append({"layer": "head", **_ops_cells("snn", s_head / n, e_mac, e_ac),
+                 **_ops_cells("paper", p_head / n, e_mac, e_ac),
+                 "ann_macs": a_head.macs / n, "ann_energy_mj": (a_head / n).energy_mj(e_mac, e_ac)})
+    return rows
+
+
+def _totals(cfg, lengths, sums, shape: AnnShape, e_mac: float, e_ac: float) -> dict:
+    """Every convention's SNN total and the two ANN totals (the reference, BERT-base), per sentence."""
+    n = len(lengths)
+    snn = {c: snn_ops(cfg, lengths, sums, c) for c in CONVENTIONS}
+    ann = ann_ops(shape, lengths)
+    ann_total = sum(ann[0], ann[1]) / n
+    base = AnnShape.bert_base(cfg.num_labels)
+    base_layers, base_head = ann_ops(base, lengths)
+    base_total = sum(base_layers, base_head) / n
+    ann_mj, base_mj = ann_total.energy_mj(e_mac, e_ac), base_total.energy_mj(e_mac, e_ac)
+    conventions = {}
+    for c, (layers, head) in snn.items():
+        total = sum(layers, head) / n
+        mj = total.energy_mj(e_mac, e_ac)
+        conventions[c] = {"macs": total.macs, "acs": total.acs, "energy_mj": mj, "energy_ratio": mj / ann_mj,
+                          "bert_base_ratio": mj / base_mj}
+    bert_base = {"layers": base.layers, "hidden": base.hidden, "intermediate": base.intermediate,
+                 "macs": base_total.macs, "energy_mj": base_mj}
+    return {"snn": snn, "ann": ann, "ann_total": ann_total, "ann_mj": ann_mj, "conventions": conventions,
+            "bert_base": bert_base}
+
+
+def _check_request(cfg, texts, batch_size: int, max_length: int):
     if not texts:
         raise SpikeBertError("no texts to measure")
     if batch_size < 1:
         raise SpikeBertError(f"batch size must be >= 1 (got {batch_size})")
     if max_length > cfg.max_position_embeddings:
         raise SpikeBertError(f"max length {max_length} exceeds the model's {cfg.max_position_embeddings} positions")
+
+
+def _timing(model, ann, shape: AnnShape, batches, ann_batches, batch_size: int, max_length: int) -> dict:
+    if ann is None:
+        from transformers import BertForSequenceClassification
+
+        ann = BertForSequenceClassification(shape.bert_config(model.config.vocab_size, max(512, max_length)))
+    return {"snn_ms_per_sentence": ms_per_sentence(model, batches, "timing SNN"),
+            "ann_ms_per_sentence": ms_per_sentence(ann, ann_batches, "timing ANN"),
+            "batch_size": batch_size, "threads": torch.get_num_threads(), "note": CPU_NOTE}
+
+
+def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None, ann=None, ann_tokenizer=None,
+            batch_size: int = 32, max_length: int = 128, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ,
+            timing: bool = True, reference: str = "") -> dict:
+    """Firing rates, operation counts (every convention of the module docstring), energies and CPU
+    times of a SpikeBERT ``model`` on ``texts`` against ``ann`` (a loaded BERT classifier) or,
+    without one, a BERT of the teacher's shape; and against a BERT-base on the same texts."""
+    cfg, n = model.config, len(texts)
+    _check_request(cfg, texts, batch_size, max_length)
     batches = _batches(tokenizer, texts, batch_size, max_length)
     lengths, sums, preds, rec = count_spikes(model, batches, n)
+    groups = list(model.neuron_groups())
     shape = AnnShape.of(ann.config) if ann is not None else AnnShape.reference_for(cfg)
-    s_layers, s_head = snn_ops(cfg, lengths, sums, spike_residual=True)
-    a_layers, a_head = ann_ops(shape, lengths)
-    snn_total = sum(s_layers, s_head) / n
-    ann_total = sum(a_layers, a_head) / n
-    rates = rec.rates()
-    rows = []
-    for i in range(max(len(s_layers), len(a_layers))):
-        row = {"layer": f"layer{i}"}
-        if i < len(s_layers):
-            names = [f"layer{i}.{g}" for g in GROUPS]
-            slots = sum(rec.slots[k] for k in names)
-            o = s_layers[i] / n
-            row.update(firing_rate=sum(rec.spikes[k] for k in names) / slots if slots else 0.0,
-                       snn_macs=o.macs, snn_acs=o.acs, snn_energy_mj=o.energy_mj(e_mac, e_ac))
-        if i < len(a_layers):
-            row.update(ann_macs=a_layers[i].macs / n, ann_energy_mj=(a_layers[i] / n).energy_mj(e_mac, e_ac))
-        rows.append(row)
-    sh, ah = s_head / n, a_head / n
-    rows.append({"layer": "head", "snn_macs": sh.macs, "snn_acs": 0.0, "snn_energy_mj": sh.energy_mj(e_mac, e_ac),
-                 "ann_macs": ah.macs, "ann_energy_mj": ah.energy_mj(e_mac, e_ac)})
-    snn_mj, ann_mj = snn_total.energy_mj(e_mac, e_ac), ann_total.energy_mj(e_mac, e_ac)
-    alt_layers, alt_head = snn_ops(cfg, lengths, sums, spike_residual=False)
-    alt = sum(alt_layers, alt_head) / n
+    t = _totals(cfg, lengths, sums, shape, e_mac, e_ac)
+    strict, dense = t["conventions"]["strict"], t["conventions"]["dense_residual"]
     report = {
         "n": n, "tokens_per_sentence": float(lengths.mean()), "time_steps": cfg.time_steps,
-        "e_mac_pj": e_mac, "e_ac_pj": e_ac,
-        "snn_energy_mj": snn_mj, "ann_energy_mj": ann_mj, "energy_ratio": snn_mj / ann_mj,
-        "snn": {"macs": snn_total.macs, "acs": snn_total.acs, "energy_mj": snn_mj},
-        "snn_dense_residual": {"macs": alt.macs, "acs": alt.acs, "energy_mj": alt.energy_mj(e_mac, e_ac),
-                               "energy_ratio": alt.energy_mj(e_mac, e_ac) / ann_mj},
-        "ann": {"macs": ann_total.macs, "energy_mj": ann_mj, "reference": reference or "BERT of the teacher's shape",
-                "layers": shape.layers, "hidden": shape.hidden, "intermediate": shape.intermediate},
-        "firing_rate": sum(rec.spikes.values()) / sum(rec.slots.values()),
-        "firing_rates": {f"layer{i}": {g: rates[f"layer{i}.{g}"] for g in GROUPS}
-                         for i in range(cfg.num_hidden_layers)},
-        "layers": rows,
+        "input_encoding": cfg.input_encoding, "neuron": cfg.neuron, "e_mac_pj": e_mac, "e_ac_pj": e_ac,
+        "snn_energy_mj": strict["energy_mj"], "ann_energy_mj": t["ann_mj"], "energy_ratio": strict["energy_ratio"],
+        "snn": {k: strict[k] for k in ("macs", "acs", "energy_mj")},
+        "snn_dense_residual": {k: dense[k] for k in ("macs", "acs", "energy_mj", "energy_ratio")},
+        "conventions": t["conventions"], "headline": {"convention": HEADLINE, "why": HEADLINE_WHY},
+        "ann": {"macs": t["ann_total"].macs, "energy_mj": t["ann_mj"],
+                "reference": reference or "BERT of the teacher's shape", "layers": shape.layers,
+                "hidden": shape.hidden, "intermediate": shape.intermediate},
+        "bert_base": t["bert_base"], "paper_figures": dict(PAPER_FIGURES),
+        "firing_rate": _pooled_rate(rec, groups), "firing_rates": firing_rates(rec, groups),
+        "group_firing_rates": {g: rec.rates().get(g, 0.0) for g in groups},
+        "layers": _layer_rows(t["snn"], t["ann"], rec, groups, n, e_mac, e_ac),
     }
     if labels is not None and len(labels) == n and max(labels) < cfg.num_labels:
         report["accuracy"] = float((preds == np.asarray(labels)).mean())
     if timing:
-        if ann is None:
-            from transformers import BertForSequenceClassification
-
-            ann = BertForSequenceClassification(shape.bert_config(cfg.vocab_size, max(512, max_length)))
-        ann_batches = batches if ann_tokenizer is None else _batches(
-            ann_tokenizer, texts, batch_size, max_length)
-        report["timing"] = {"snn_ms_per_sentence": ms_per_sentence(model, batches, "timing SNN"),
-                            "ann_ms_per_sentence": ms_per_sentence(ann, ann_batches, "timing ANN"),
-                            "batch_size": batch_size, "threads": torch.get_num_threads(), "note": CPU_NOTE}
+        ann_batches = batches if ann_tokenizer is None else _batches(ann_tokenizer, texts, batch_size, max_length)
+        report["timing"] = _timing(model, ann, shape, batches, ann_batches, batch_size, max_length)
     return report
 
 
+def _plot_rates(r: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = list(r["firing_rates"])
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4.5))
+    w = 0.8 / max(len(r["firing_rates"][row]) for row in rows)
+    colors: dict[str, str] = {}  # one colour a group, labelled once
+    for i, row in enumerate(rows):  # each row's groups centred on it
+        rates = r["firing_rates"][row]
+        for k, (g, rate) in enumerate(rates.items()):
+            new = g not in colors
+            colors.setdefault(g, f"C{len(colors) % 10}")
+            ax.bar(x[i] + (k - (len(rates) - 1) / 2) * w, rate, w, color=colors[g], label=g if new else None)
+    ax.set_xticks(x, rows)
+    ax.set_ylabel("firing rate (spikes per neuron and step)")
+    ax.set_title(f"Firing rates over {r['n']} sentences (T = {r['time_steps']}, {r['input_encoding']} input)")
+    ax.legend(ncol=len(colors), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_energy(r: dict, path) -> None:
+    """Per layer: the strict and the paper's SNN counts (MACs and ACs stacked) beside the ANN's;
+    in total: both conventions, the ANN and their ratios, with BERT-base and the paper's figures."""
+    import matplotlib.pyplot as plt
+
+    rows, em, ea = r["layers"], r["e_mac_pj"] * 1e-9, r["e_ac_pj"] * 1e-9
+    x = np.arange(len(rows))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(10, 1.3 * len(rows) + 6), 4.8),
+                                  gridspec_kw={"width_ratios": [3, 1]})
+    for k, (prefix, label, colors) in enumerate((("snn", "SNN strict", ("tab:orange", "gold")),
+                                                 ("paper", "SNN paper's", ("tab:green", "yellowgreen")))):
+        macs = [row.get(f"{prefix}_macs", 0) * em for row in rows]
+        ax.bar(x - 0.27 + 0.27 * k, macs, 0.27, label=f"{label}, MACs", color=colors[0])
+        ax.bar(x - 0.27 + 0.27 * k, [row.get(f"{prefix}_acs", 0) * ea for row in rows], 0.27, bottom=macs,
+               label=f"{label}, ACs", color=colors[1])
+    ax.bar(x + 0.27, [row.get("ann_energy_mj", 0) for row in rows], 0.27, label="ANN", color="tab:blue")
+    ax.set_xticks(x, [row["layer"] for row in rows])
+    ax.set_ylabel("energy per sentence (mJ)")
+    ax.legend(fontsize=8)
+    c = r["conventions"]
+    ax2.bar(["strict", "paper's", "ANN"], [c["strict"]["energy_mj"], c["paper"]["energy_mj"], r["ann_energy_mj"]],
+            color=["tab:orange", "tab:green", "tab:blue"])
+    ax2.set_title(f"SNN / ANN: strict {c['strict']['energy_ratio']:.1%} (headline),\n"
+                  f"paper's convention {c['paper']['energy_ratio']:.1%}", fontsize=9)
+    fig.suptitle(f"Estimated energy (E_MAC {r['e_mac_pj']} pJ, E_AC {r['e_ac_pj']} pJ), {r['input_encoding']} input, "
+                 f"{r['n']} sentences, {r['tokens_per_sentence']:.1f} tokens on average")
+    p = r["paper_figures"]
+    notes = [f"Against BERT-base (12 × 768) on these texts: strict {c['strict']['bert_base_ratio']:.2%}, paper's "
+             f"{c['paper']['bert_base_ratio']:.2%}; the paper: {p['snn_energy_mj']:.2f} vs {p['ann_energy_mj']:.2f} mJ "
+             f"= {p['energy_ratio']:.1%}."]
+    if "timing" in r:
+        t = r["timing"]
+        notes.append(f"CPU: SNN {t['snn_ms_per_sentence']:.1f} ms, ANN {t['ann_ms_per_sentence']:.1f} ms per "
+                     "sentence. A CPU is not neuromorphic hardware: it runs spikes as dense matmuls.")
+    fig.text(0.01, 0.01, "\n".join(notes), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def save_plots(r: dict, output) -> list[str]:
-    """``firing_rates.png`` (per layer and group) and ``energy.png`` (SNN vs ANN) in ``output``."""
+    """``firing_rates.png`` (per neuron group) and ``energy.png`` (both conventions against the
+    ANN) in ``output``."""
     from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    layers = list(r["firing_rates"])
-    x = np.arange(len(layers))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(layers) + 2), 4.5))
-    w = 0.8 / len(GROUPS)
-    for j, g in enumerate(GROUPS):
-        ax.bar(x + (j - (len(GROUPS) - 1) / 2) * w, [r["firing_rates"][l][g] for l in layers], w, label=g)
-    ax.set_xticks(x, layers)
-    ax.set_ylabel("firing rate (spikes per neuron and step)")
-    ax.set_title(f"Firing rates over {r['n']} sentences (T = {r['time_steps']})")
-    ax.legend(ncol=len(GROUPS), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
-    fig.tight_layout()
-    fig.savefig(out / "firing_rates.png", dpi=120)
-    plt.close(fig)
-
-    rows = r["layers"]
-    em, ea = r["e_mac_pj"] * 1e-9, r["e_ac_pj"] * 1e-9
-    names = [row["layer"] for row in rows]
-    x = np.arange(len(rows))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(9, 1.1 * len(rows) + 5), 4.5),
-                                  gridspec_kw={"width_ratios": [3, 1]})
-    mac_part = [row.get("snn_macs", 0) * em for row in rows]
-    ax.bar(x - 0.2, mac_part, 0.4, label="SNN, MACs", color="tab:orange")
-    ax.bar(x - 0.2, [row.get("snn_acs", 0) * ea for row in rows], 0.4, bottom=mac_part, label="SNN, ACs", color="gold")
-    ax.bar(x + 0.2, [row.get("ann_energy_mj", 0) for row in rows], 0.4, label="ANN", color="tab:blue")
-    ax.set_xticks(x, names)
-    ax.set_ylabel("energy per sentence (mJ)")
-    ax.legend()
-    ax2.bar(["SNN", "ANN"], [r["snn_energy_mj"], r["ann_energy_mj"]], color=["tab:orange", "tab:blue"])
-    ax2.set_title(f"total: SNN {r['energy_ratio']:.1%} of ANN", fontsize=10)
-    fig.suptitle(f"Estimated energy (E_MAC {r['e_mac_pj']} pJ, E_AC {r['e_ac_pj']} pJ), "
-                 f"{r['n']} sentences, {r['tokens_per_sentence']:.1f} tokens on average")
-    if "timing" in r:
-        t = r["timing"]
-        fig.text(0.01, 0.01, f"CPU: SNN {t['snn_ms_per_sentence']:.1f} ms, ANN {t['ann_ms_per_sentence']:.1f} ms per "
-                 "sentence. A CPU is not neuromorphic hardware: it runs spikes as dense matmuls.", fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(out / "energy.png", dpi=120)
-    plt.close(fig)
+    _plot_rates(r, out / "firing_rates.png")
+    _plot_energy(r, out / "energy.png")
     return [str(out / "firing_rates.png"), str(out / "energy.png")]

@@ -1,20 +1,20 @@
-"""Spike rasters: every spike of one text, per layer and neuron group, as pictures to look at.
+"""Spike rasters: every spike of one text, per neuron group, as pictures to look at.
 
 ``spikebert inspect --model DIR TEXT --output OUT`` runs a SpikeBERT model on one text and saves
 
-- ``OUT/layer{i}.png``: one panel per neuron group (q, k, v, attn, out, mlp1, mlp2); rows are
-  neurons (the first ``neurons`` of the group), columns are tokens × time steps (each token's T
-  steps side by side, tokens separated by thin lines), a black pixel is a spike;
+- ``OUT/layer{i}.png``: one panel per neuron group of the block (q, k, v, attn, out, mlp1, mlp2),
+  and ``OUT/embed.png`` for the input group of a model with spike input; rows are neurons (the
+  first ``neurons`` of the group), columns are tokens × time steps (each token's T steps side by
+  side, tokens separated by thin lines), a black pixel is a spike;
 - ``OUT/spikes.npz``: the raw spikes of every group as ``uint8 [T, L, D]`` (all neurons), the
   tokens and the text.
 
-Spikes are captured with forward hooks on the :class:`~spikebert.neurons.lif.LIF` modules
-(:func:`lif_hooks`), so the model code is untouched; :mod:`spikebert.analysis.energy` uses the same hooks.
+The groups and their order are the model's own (``model.neuron_groups()``); spikes are captured
+by listening to them (``model.listen``), as the recorder and the energy count do.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +22,6 @@ import torch
 
 from spikebert.errors import SpikeBertError
 from spikebert.folders import is_snn
-from spikebert.neurons.lif import LIF
-
-GROUPS = ("q", "k", "v", "attn", "out", "mlp1", "mlp2")
-
-
-@contextmanager
-def lif_hooks(model, fn):
-    """Within the block, ``fn(name, spikes, mask)`` is called after every LIF of ``model`` runs
-    (``spikes`` ``[T, B, L, D]``, ``mask`` ``[B, L]`` or None)."""
-
-    def hook(module, args, kwargs, output):
-        mask = args[1] if len(args) > 1 else kwargs.get("mask")
-        fn(module.name, output, mask)
-
-    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in model.modules() if isinstance(m, LIF)]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.no_grad()
@@ -64,22 +44,23 @@ def capture_spikes(model, tokenizer, text: str, max_length: int = 128):
         spikes[name] = s[:, 0].to(torch.uint8).numpy()  # batch of one: [T, L, D]
 
     model.eval()
-    with lif_hooks(model, keep):
+    with model.listen(keep):
         model(input_ids=ids, attention_mask=mask)
-    return tokenizer.convert_ids_to_tokens(ids[0].tolist()), spikes
+    ordered = {name: spikes[name] for name in model.neuron_groups() if name in spikes}
+    return tokenizer.convert_ids_to_tokens(ids[0].tolist()), ordered
 
 
-def _layer_names(spikes: dict) -> dict[int, list[str]]:
-    layers: dict[int, list[str]] = {}
-    for name in spikes:
-        layer, _, group = name.partition(".")
-        layers.setdefault(int(layer.removeprefix("layer")), []).append(name)
-    order = {g: i for i, g in enumerate(GROUPS)}
-    return {i: sorted(v, key=lambda n: order.get(n.partition(".")[2], len(order))) for i, v in sorted(layers.items())}
+def panels(names) -> dict[str, list[str]]:
+    """Group names by figure, in their order: ``layer0.q`` goes to ``layer0``, ``embed`` to ``embed``."""
+    figures: dict[str, list[str]] = {}
+    for name in names:
+        figures.setdefault(name.partition(".")[0], []).append(name)
+    return figures
 
 
 def save_rasters(tokens: list[str], spikes: dict, output, text: str = "", neurons: int = 128) -> list[Path]:
-    """One PNG per layer (see the module docstring) and ``spikes.npz``; returns the paths written."""
+    """One PNG per figure (see the module docstring) and ``spikes.npz``; returns the paths written.
+    ``spikes`` is ordered as the model declares its groups."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,7 +71,7 @@ def save_rasters(tokens: list[str], spikes: dict, output, text: str = "", neuron
     np.savez_compressed(out / "spikes.npz", tokens=np.array(tokens), text=np.array(text),
                         **{name: s for name, s in spikes.items()})
     paths = [out / "spikes.npz"]
-    for layer, names in _layer_names(spikes).items():
+    for figure, names in panels(spikes).items():
         fig, axes = plt.subplots(len(names), 1, figsize=(max(6.0, 0.35 * len(tokens) + 2), 2.2 * len(names)),
                                  squeeze=False)
         for ax, name in zip(axes[:, 0], names):
@@ -108,7 +89,7 @@ def save_rasters(tokens: list[str], spikes: dict, output, text: str = "", neuron
             ax.set_title(f"{name}: {shown} of {D} neurons × {L} tokens × T={T}, firing rate {rate:.3f}",
                          fontsize=9)
         fig.tight_layout()
-        path = out / f"layer{layer}.png"
+        path = out / f"{figure}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)

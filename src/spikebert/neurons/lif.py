@@ -9,10 +9,12 @@ Dynamics, step by step over the leading time dimension T (SpikingJelly's
 
 The backward pass is written out (back-propagation through time with the surrogate derivative)
 so that a layer keeps only its membrane potentials for backward, not every intermediate of an
-autograd loop. On CUDA both loops are fused by ``torch.compile`` (see :func:`kernels`). ``detach_reset`` drops the gradient through the reset, as in the reference.
+autograd loop. On CUDA both loops are fused by ``torch.compile`` (see :func:`kernels`).
+``detach_reset`` drops the gradient through the reset, as in the reference.
 
 The membrane starts at 0 in every call: no state can leak from one batch to the next, and there is
-nothing to reset by hand. Firing rates are recorded on request through :class:`SpikeRecorder`.
+nothing to reset by hand. The LIF is a :class:`~spikebert.neurons.base.Neuron` registered as
+``lif``: it emits its spikes to the group's listeners (the recorder, the rate penalty) like any other.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from __future__ import annotations
 import os
 
 import torch
-from torch import nn
 
-from spikebert.neurons.surrogate import Heaviside, Surrogate, get_surrogate
+from spikebert.neurons.base import DETACH_RESET, SURROGATE, THRESHOLD, Neuron, register_neuron
+from spikebert.neurons.recording import SpikeRecorder  # noqa: F401  (its home before neurons/recording.py)
+from spikebert.neurons.surrogate import Surrogate
+
+TAU = 2.0  # the membrane time constant's default (SpikeBertConfig takes it from here)
 
 
 def lif_forward(x, tau: float, threshold: float):
@@ -63,8 +68,8 @@ def kernels(device_type: str):
     """The forward and backward loops for a device: plain PyTorch, or fused by ``torch.compile``.
 
     ``SPIKEBERT_NEURON_BACKEND``: ``auto`` (default: compiled on CUDA, where it fuses the per-step
-    element-wise kernels; eager on CPU, where compiling costs 13 s to minutes per new shape and
-    the matmuls dominate a step anyway), ``compile`` or ``eager``."""
+    element-wise kernels; eager on CPU, where compiling costs seconds to minutes per new shape
+    and the matmuls dominate a step anyway), ``compile`` or ``eager``."""
     choice = os.environ.get(BACKEND_ENV, "auto")
     if choice not in ("auto", "compile", "eager"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compile or eager, not {choice!r}")
@@ -94,64 +99,26 @@ class MultiStepLIF(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-class LIF(nn.Module):
-    """Multi-step LIF: ``x [T, ...] -> spikes [T, ...]`` of exactly 0.0 and 1.0."""
+@register_neuron("lif")
+class LIF(Neuron):
+    """Multi-step LIF: ``x [T, ...] -> spikes [T, ...]`` of exactly 0.0 and 1.0; the fused
+    :class:`MultiStepLIF` is its fast path, :meth:`forward_autograd` the same dynamics as a plain
+    autograd loop of :meth:`charge`, ``fire`` and ``reset``."""
 
-    def __init__(self, tau: float = 2.0, threshold: float = 1.0, surrogate: str = "atan",
-                 surrogate_alpha: float | None = None, detach_reset: bool = True, name: str = "lif"):
-        super().__init__()
+    config_params = ("tau",)
+
+    def __init__(self, tau: float = TAU, threshold: float = THRESHOLD, surrogate: str = SURROGATE,
+                 surrogate_alpha: float | None = None, detach_reset: bool = DETACH_RESET, name: str = "lif"):
+        super().__init__(threshold, surrogate, surrogate_alpha, detach_reset, name)
         if tau <= 1.0:
             raise ValueError(f"tau must be > 1 (got {tau})")
-        self.tau, self.threshold, self.detach_reset, self.name = float(tau), float(threshold), detach_reset, name
-        self.surrogate = get_surrogate(surrogate)
-        self.alpha = float(self.surrogate.alpha if surrogate_alpha is None else surrogate_alpha)
-        self.recorder: SpikeRecorder | None = None
+        self.tau = float(tau)
 
     def extra_repr(self) -> str:
-        return (f"tau={self.tau}, threshold={self.threshold}, surrogate={self.surrogate.name}, "
-                f"detach_reset={self.detach_reset}")
+        return f"tau={self.tau}, " + super().extra_repr()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        spikes = MultiStepLIF.apply(x, self.tau, self.threshold, self.surrogate, self.alpha, self.detach_reset)
-        if self.recorder is not None:
-            self.recorder.record(self.name, spikes, mask)
-        return spikes
+    def charge(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return v + (x - v) / self.tau
 
-    def forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
-        """The same dynamics as a plain autograd loop: the reference the fused backward is tested
-        against, and a template for new neuron models."""
-        v = torch.zeros_like(x[0])
-        out = []
-        for t in range(x.shape[0]):
-            h = v + (x[t] - v) / self.tau
-            s = Heaviside.apply(h - self.threshold, self.surrogate, self.alpha)
-            out.append(s)
-            v = h * (1.0 - (s.detach() if self.detach_reset else s))
-        return torch.stack(out)
-
-
-class SpikeRecorder:
-    """Per named neuron group: spikes emitted and neuron-steps observed, over real tokens only.
-
-    ``mask`` is ``[B, L]``; spikes are ``[T, B, L, D]`` or ``[T, B, heads, L, Dh]``.
-    """
-
-    def __init__(self):
-        self.spikes: dict[str, float] = {}
-        self.slots: dict[str, float] = {}
-
-    @torch.no_grad()
-    def record(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None):
-        if mask is None:
-            total, slots = spikes.sum().item(), float(spikes.numel())
-        else:
-            m = mask.to(spikes.dtype)
-            m = m[None, :, None, :, None] if spikes.dim() == 5 else m[None, :, :, None]
-            total = (spikes * m).sum().item()
-            per_token = spikes.numel() / (mask.shape[0] * mask.shape[1])
-            slots = m.sum().item() * per_token
-        self.spikes[name] = self.spikes.get(name, 0.0) + total
-        self.slots[name] = self.slots.get(name, 0.0) + slots
-
-    def rates(self) -> dict[str, float]:
-        return {k: (self.spikes[k] / self.slots[k] if self.slots[k] else 0.0) for k in self.spikes}
+    def multi_step(self, x: torch.Tensor) -> torch.Tensor:
+        return MultiStepLIF.apply(x, self.tau, self.threshold, self.surrogate, self.alpha, self.detach_reset)

@@ -1,0 +1,90 @@
+"""Listening to neuron groups: firing rates over real tokens, counted or differentiable.
+
+A listener is any callable ``listener(name, spikes, mask)`` attached to the model's declared
+neuron groups (``with model.listen(listener): ...``); ``spikes`` is ``[T, B, L, D]`` or
+``[T, B, heads, L, Dh]``, ``mask`` ``[B, L]`` (1 for a real token) or None. Padded tokens never
+count: a sentence's rates are the same alone and in a padded batch.
+
+- :class:`SpikeRecorder` counts spikes and neuron-steps per group (floats, no gradient): the
+  firing rates of ``model.record_spikes()``, the energy report and ``spikebert inspect``.
+- :class:`RateMeter` keeps each group's firing rate as a tensor that back-propagates through the
+  surrogate gradient: the model's ``spike_rate`` output, for a firing-rate penalty.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def token_mask(mask: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
+    """``mask [B, L]`` shaped to broadcast against ``spikes`` (4-d or 5-d, see the module docstring)."""
+    m = mask.to(spikes.dtype)
+    return m[None, :, None, :, None] if spikes.dim() == 5 else m[None, :, :, None]
+
+
+def real_slots(spikes: torch.Tensor, mask: torch.Tensor | None) -> float:
+    """Neuron-steps of ``spikes`` that belong to real tokens."""
+    if mask is None:
+        return float(spikes.numel())
+    return float(mask.sum().item()) * spikes.numel() / (mask.shape[0] * mask.shape[1])
+
+
+class MaskedSum(torch.autograd.Function):
+    """``(spikes · mask).sum()`` keeping the mask as a plain attribute, not a saved tensor: the sum
+    may then run inside a block that recomputes its activations in backward
+    (``torch.utils.checkpoint``) without adding a tensor its recomputation would not save."""
+
+    @staticmethod
+    def forward(ctx, spikes, m):
+        ctx.m, ctx.shape = m, spikes.shape
+        return (spikes * m).sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.m).expand(ctx.shape), None
+
+
+class SpikeRecorder:
+    """Per named neuron group: spikes emitted and neuron-steps observed, over real tokens only."""
+
+    def __init__(self):
+        self.spikes: dict[str, float] = {}
+        self.slots: dict[str, float] = {}
+
+    @torch.no_grad()
+    def record(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None):
+        total = spikes.sum() if mask is None else (spikes * token_mask(mask, spikes)).sum()
+        self.spikes[name] = self.spikes.get(name, 0.0) + total.item()
+        self.slots[name] = self.slots.get(name, 0.0) + real_slots(spikes, mask)
+
+    __call__ = record
+
+    def rates(self) -> dict[str, float]:
+        return {k: (self.spikes[k] / self.slots[k] if self.slots[k] else 0.0) for k in self.spikes}
+
+
+class RateMeter:
+    """Each group's firing rate over real tokens in one forward call, as a differentiable tensor.
+
+    Listening only sums (spikes, and real neuron-steps); the division waits for :meth:`mean`, out
+    of any block that recomputes its activations, where no tensor may be saved that its
+    recomputation would not save again."""
+
+    def __init__(self):
+        self.totals: dict[str, torch.Tensor] = {}
+        self.slots: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None):
+        if mask is None:
+            self.totals[name], self.slots[name] = spikes.sum(), torch.tensor(float(spikes.numel()))
+            return
+        per_token = spikes.numel() / (mask.shape[0] * mask.shape[1])
+        self.totals[name] = MaskedSum.apply(spikes, token_mask(mask, spikes))
+        self.slots[name] = mask.detach().sum().to(spikes.dtype) * per_token  # a tensor: no device sync
+
+    def rates(self) -> dict[str, torch.Tensor]:
+        return {k: self.totals[k] / self.slots[k].to(self.totals[k].device).clamp(min=1.0) for k in self.totals}
+
+    def mean(self) -> torch.Tensor:
+        """The mean over groups of each group's firing rate (a scalar tensor)."""
+        return torch.stack(list(self.rates().values())).mean()

@@ -1,0 +1,113 @@
+"""Input encodings: the spike input of the reference (the group ``embed``), against the real one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spikebert import INPUT_ENCODINGS, SpikeBertConfig, SpikeBertForSequenceClassification
+
+
+def small(**kw):
+    cfg = dict(vocab_size=200, num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_labels=3,
+               threshold=0.3, input_encoding="spike")
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return SpikeBertForSequenceClassification(SpikeBertConfig(**cfg))
+
+
+def batch(b=3, length=12, vocab=200, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (b, length), generator=g)
+    mask = torch.ones(b, length, dtype=torch.long)
+    for i in range(1, b):
+        mask[i, length - 3 * i:] = 0
+    return ids * mask, mask
+
+
+def test_encodings_are_named():
+    assert INPUT_ENCODINGS == ("real", "spike")
+    with pytest.raises(ValueError, match="input_encoding must be one of real, spike"):
+        SpikeBertConfig(input_encoding="rate")
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_spike_input_makes_every_block_input_an_exact_integer_count(positions):
+    """Block 0 reads the input spikes (0/1); its MLP reads them plus the attention's out spikes; each
+    later block reads those plus the spike outputs of the blocks before: integers, counted."""
+    model = small(position_embeddings=positions).eval()
+    seen = {}
+    for i, block in enumerate(model.spikebert.layers):
+        block.attention.register_forward_pre_hook(lambda m, args, i=i: seen.__setitem__(("attn", i), args[0]))
+        block.mlp.register_forward_pre_hook(lambda m, args, i=i: seen.__setitem__(("mlp", i), args[0]))
+    ids, mask = batch()
+    with torch.no_grad():
+        model(ids, mask)
+        emb = model.spikebert.embed(ids)
+    x0 = seen[("attn", 0)]
+    assert torch.equal(x0, (emb >= 0).float().expand(4, -1, -1, -1))  # H(embedding), the same at each step
+    assert set(x0.unique().tolist()) == {0.0, 1.0}
+    for key, x in seen.items():
+        assert torch.equal(x, x.round()) and x.min() >= 0, key
+    assert seen[("mlp", 1)].max() > 1  # counts, not only spikes
+    assert seen[("mlp", 1)].max() <= 4  # at most one spike from each of input, out0, mlp2_0, out1
+
+
+def test_real_input_blocks_read_the_embedding():
+    model = small(input_encoding="real").eval()
+    seen = []
+    model.spikebert.layers[0].attention.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    ids, mask = batch()
+    with torch.no_grad():
+        model(ids, mask)
+        assert torch.equal(seen[0], model.spikebert.embed(ids).expand(4, -1, -1, -1))
+
+
+def test_the_surrogate_gradient_reaches_the_embedding():
+    model = small()
+    ids, mask = batch()
+    model(ids, mask, labels=torch.tensor([0, 1, 2])).loss.backward()
+    grad = model.spikebert.embeddings.weight.grad
+    used = torch.unique(ids[mask.bool()])
+    assert (grad[used].abs().sum(1) > 0).all()
+
+
+def test_the_encoding_owns_no_tensor():
+    """A stage-1 student of one encoding has exactly the tensors of the other (strict loading
+    cannot tell them apart; stage 2 decides whether it may switch)."""
+    assert list(small(input_encoding="real").state_dict()) == list(small(input_encoding="spike").state_dict())
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_padding_changes_nothing_with_spike_input(positions):
+    model = small(position_embeddings=positions).eval()
+    ids, mask = batch(b=3, length=16)
+    with torch.no_grad(), model.record_spikes() as together:
+        logits = model(ids, mask).logits
+    with torch.no_grad(), model.record_spikes() as alone:
+        for i in range(3):
+            n = int(mask[i].sum())
+            one = model(ids[i:i + 1, :n], mask[i:i + 1, :n]).logits
+            assert torch.allclose(one[0], logits[i], atol=1e-5), i
+    assert "embed" in together.rates()
+    assert together.rates() == pytest.approx(alone.rates(), abs=1e-6)
+    # the recorder's count of the input group is H(embedding) over real tokens, at every step
+    emb = model.spikebert.embed(ids)
+    assert together.spikes["embed"] == pytest.approx(4 * float(((emb >= 0) * mask[:, :, None]).sum()))
+
+
+def test_rasters_include_the_input_group(tokenizer, tmp_path):
+    from spikebert.analysis.raster import capture_spikes, inspect_model
+
+    torch.manual_seed(0)
+    model = small(vocab_size=30522, hidden_size=64, time_steps=2).eval()
+    tokens, spikes = capture_spikes(model, tokenizer, "a gorgeous , witty movie .")
+    assert list(spikes) == list(model.neuron_groups())  # the declared order, embed first
+    assert spikes["embed"].shape == (2, len(tokens), 64)
+    assert np.array_equal(spikes["embed"][0], spikes["embed"][1])  # the same spikes at each step
+    result = inspect_model(model, tokenizer, "a gorgeous , witty movie .", tmp_path, neurons=16)
+    assert (tmp_path / "embed.png").stat().st_size > 0 and (tmp_path / "layer1.png").stat().st_size > 0
+    assert "embed" in result["firing_rates"]
+    saved = np.load(tmp_path / "spikes.npz")
+    assert saved["embed"].shape == (2, len(tokens), 64)
