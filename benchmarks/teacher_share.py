@@ -16,6 +16,29 @@ import argparse
 import time
 
 
+def build(a):
+    """The teacher, its tokenizer, the stage-2 module (student and embedding projection) and the
+    task's training split, as ``distill task`` makes them."""
+    from spikebert.data.tasks import label_fields, load_data
+    from spikebert.distill.config import LayerMap, LossWeights
+    from spikebert.distill.losses import Distiller, embeddings_from_teacher, student_config, teacher_word_embeddings
+    from spikebert.distill.stages import load_student_init
+    from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
+    from spikebert.teachers.loading import load_teacher
+
+    train = load_data(a.task, "train", a.data_dir)
+    teacher, tokenizer = load_teacher(a.teacher, head="classifier", labels=train.labels)
+    teacher.requires_grad_(False).eval()
+    t_emb = teacher_word_embeddings(teacher)
+    if a.init:
+        student = load_student_init(a.init, train.labels)
+    else:
+        student = SpikeBertForSequenceClassification(student_config(teacher.config, **label_fields(train.labels)))
+        embeddings_from_teacher(student, teacher)  # as stage 2 does for a fresh student
+    lmap = LayerMap.parse(None, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+    return teacher, tokenizer, Distiller(student, LossWeights(), lmap, t_emb).train(), train
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="sst2")
@@ -30,31 +53,14 @@ def main():
     import torch
 
     from spikebert.data.batching import encode_examples, make_loader
-    from spikebert.data.tasks import label_fields, load_data
-    from spikebert.distill.losses import (Distiller, LayerMap, LossWeights, embeddings_from_teacher, student_config,
-                                   teacher_word_embeddings)
-    from spikebert.folders import load_classifier
-    from spikebert.modeling_spikebert import SpikeBertForSequenceClassification
-    from spikebert.distill.stages import load_student_init
     from spikebert.training.trainer import micro_batches
 
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    train = load_data(a.task, "train", a.data_dir)
-    teacher, tokenizer = load_classifier(a.teacher, num_labels=train.num_labels)
-    teacher.requires_grad_(False).eval()
-    t_emb = teacher_word_embeddings(teacher)
-    if a.init:
-        student = load_student_init(a.init, train.labels)
-    else:
-        student = SpikeBertForSequenceClassification(student_config(teacher.config, **label_fields(train.labels)))
-        embeddings_from_teacher(student, teacher)  # as stage 2 does for a fresh student
-    lmap = LayerMap.parse(None, student.config.num_hidden_layers, teacher.config.num_hidden_layers)
-    distiller = Distiller(student, LossWeights(), lmap, t_emb).train()
+    teacher, tokenizer, distiller, train = build(a)
     opt = torch.optim.AdamW(distiller.parameters(), lr=1e-4)
-    data = encode_examples(tokenizer, train.examples, 128)
-    loader = make_loader(data, a.batch_size, shuffle=True, seed=0)
+    loader = make_loader(encode_examples(tokenizer, train.examples, 128), a.batch_size, shuffle=True, seed=0)
 
     t_teacher = t_step = 0.0
     tokens = 0

@@ -35,11 +35,9 @@ def main():
     ap.add_argument("--output", required=True)
     a = ap.parse_args()
 
-    from spikebert.distill import stages
-    from spikebert.distill.augment import AugmentConfig
     from spikebert.data.tasks import load_data
-    from spikebert.pipeline import DEFAULT_AUGMENT
-    from spikebert.training.trainer import TrainArgs
+    from spikebert.distill import stages
+    from spikebert.distill.config import AugmentConfig, DistillConfig, StudentShape, train_args
 
     lines = [t for t in stages.read_corpus(a.corpus) if len(t.split()) <= a.max_words]
     random.Random(1234).shuffle(lines)
@@ -48,11 +46,10 @@ def main():
     stages.augment = lambda *args, **kw: augment(*args, **kw) + extra  # soft labels only, like augmented copies
 
     train, dev = load_data(a.task, "train", a.data_dir), load_data(a.task, "dev", a.data_dir)
-    args = TrainArgs(**{**stages.STAGE2_DEFAULTS, "output": a.output, "seed": a.seed, "epochs": a.epochs})
-    shape = {"time_steps": a.time_steps} if a.time_steps else None
-    m = stages.task_distill(train, dev, a.teacher, args, init=a.init,
-                            augment_cfg=AugmentConfig(copies=DEFAULT_AUGMENT, seed=a.seed), shape=shape,
-                            max_length=a.max_length)
+    args = train_args(stages.STAGE2_DEFAULTS, output=a.output, seed=a.seed, epochs=a.epochs)
+    m = stages.task_distill(train, dev, teacher=a.teacher, args=args, init=a.init,
+                            shape=StudentShape(time_steps=a.time_steps),
+                            distill=DistillConfig(augment=AugmentConfig(seed=a.seed)), max_length=a.max_length)
     print(json.dumps({"dev_accuracy": m["dev_accuracy"], "steps": m["steps"], "minutes": round(m["seconds"] / 60, 1),
                       "train_examples": m["train_examples"], "transfer_texts": len(extra)}))
 

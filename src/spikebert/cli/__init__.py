@@ -25,14 +25,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 
 # command modules register themselves on the apps above
-from spikebert.cli import data_cmds, train_cmds  # noqa: E402,F401
-
-for _optional in ("energy_cmds", "zh_cmds"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _e:  # a command module not written yet
-        if _e.name != f"{__name__}.{_optional}":
-            raise
+from spikebert.cli import data_cmds, energy_cmds, train_cmds, zh_cmds  # noqa: E402,F401
 
 
 # the click that typer runs on: click itself, or the copy newer typer releases carry inside them;

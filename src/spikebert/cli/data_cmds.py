@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import typer
-
-from spikebert.data.tasks import load_data
 from spikebert.cli import data_app
 from spikebert.cli.options import DataDir, File, Json, LabelColumn, Task, TextColumn
+from spikebert.data.tasks import load_data
 
 
 @data_app.command("info")

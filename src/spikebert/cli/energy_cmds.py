@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from spikebert.cli import app
+from spikebert.distill.config import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 from spikebert.cli.options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
 
@@ -30,11 +31,11 @@ Neurons = Annotated[int, typer.Option(
 
 def _load_snn(model_dir: str, what: str, time_steps: int | None = None):
     """A saved SpikeBERT model, run at ``time_steps`` when given (T owns no weights)."""
-    from spikebert.folders import check_model_folder, load_classifier
+    from spikebert.folders import check_model_folder, is_spikebert, load_classifier
 
-    model_type = check_model_folder(model_dir)["model_type"]
-    if model_type != "spikebert":
-        raise SpikeBertError(f"{model_dir}: a {model_type} model has no spiking neurons; "
+    config = check_model_folder(model_dir)
+    if not is_spikebert(config):
+        raise SpikeBertError(f"{model_dir}: a {config['model_type']} model has no spiking neurons; "
                              f"{what} needs a SpikeBERT model")
     return load_classifier(model_dir, time_steps=time_steps)
 
@@ -79,44 +80,19 @@ def _format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _load_ann(path):
-    """A BERT-family folder (a classifier, or a bare encoder such as the default MiniLM) as a
-    sequence classifier for counting and timing, with its tokenizer when it has one."""
-    from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    from spikebert.folders import check_model_folder, load_tokenizer
-
-    cfg = check_model_folder(path)
-    if cfg.get("model_type") == "spikebert":
-        raise SpikeBertError(f"{path}: the reference must be an ANN (a BERT), not a SpikeBERT model")
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # a bare encoder gets a fresh head: irrelevant for counts and time
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
-    except Exception as e:
-        raise SpikeBertError(f"{path}: cannot load the reference model: {str(e).strip().splitlines()[0]}") from None
-    finally:
-        hf_logging.set_verbosity(level)
-    try:
-        tokenizer = load_tokenizer(path)
-    except SpikeBertError:
-        tokenizer = None
-    return model.eval(), tokenizer
-
-
 @app.command("energy")
 def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File = None, data_dir: DataDir = None,
                text_column: TextColumn = "text", teacher: Teacher = None, e_mac: EMac = 4.6, e_ac: EAc = 0.9,
-               output: EnergyOutput = None, batch_size: BatchSize = None, max_length: MaxLength = 128,
+               output: EnergyOutput = None, batch_size: BatchSize = None, max_length: MaxLength = MAX_LENGTH,
                limit: TextLimit = None, timing: Timing = True, threads: Threads = None, time_steps: TimeSteps = None,
                json_out: Json = False):
     """Firing rates, operation counts and estimated energy of a SpikeBERT model against a BERT. The
     model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
-    from spikebert.data.tasks import load_data
     from spikebert.analysis.energy import measure, save_plots
-    from spikebert.folders import resolve_teacher
-    from spikebert.predict import read_texts
+    from spikebert.data.tasks import load_data
+    from spikebert.predict import BATCH_SIZE, read_texts
+    from spikebert.teachers.loading import load_teacher, resolve_teacher
+    from spikebert.training.checkpoint import write_json
 
     if e_mac <= 0 or e_ac <= 0:
         raise SpikeBertError("--e-mac and --e-ac must be positive")
@@ -139,17 +115,17 @@ def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File
         torch.set_num_threads(threads)
     snn, tokenizer = _load_snn(model, "energy", time_steps)
     ann, ann_tokenizer, reference = None, None, ""
-    if teacher is not None:
+    if teacher is not None:  # a classifier, or a bare encoder given a fresh head (irrelevant to counts and time)
         path = resolve_teacher(teacher)
-        ann, ann_tokenizer = _load_ann(path)
+        ann, ann_tokenizer = load_teacher(path, head="new-classifier", need_tokenizer=False)
         reference = f"teacher {path}"
     report = measure(snn, tokenizer, texts, labels, ann=ann, ann_tokenizer=ann_tokenizer,
-                     batch_size=32 if batch_size is None else batch_size, max_length=max_length,
+                     batch_size=BATCH_SIZE if batch_size is None else batch_size, max_length=max_length,
                      e_mac=e_mac, e_ac=e_ac, timing=timing, reference=reference)
     out = Path(output) if output else Path(model) / "energy"
     report["model"] = str(model)
     report["plots"] = save_plots(report, out)
-    (out / "energy.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "energy.json", report)
     if json_out:
         print(json.dumps(report))
     else:
@@ -160,15 +136,15 @@ def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File
 @app.command("predict")
 def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str], typer.Option(
                     "--file", help="texts to label: one a line, or a CSV/TSV/JSONL file's --text-column")] = None,
-                text_column: TextColumn = "text", batch_size: BatchSize = None, max_length: MaxLength = 128,
+                text_column: TextColumn = "text", batch_size: BatchSize = None, max_length: MaxLength = MAX_LENGTH,
                 time_steps: TimeSteps = None, json_out: Json = False):
     """Label texts with a saved classifier (SpikeBERT or BERT): label, score and probabilities."""
-    from spikebert.predict import Classifier, read_texts
+    from spikebert.predict import BATCH_SIZE, Classifier, read_texts
 
     if bool(texts) == bool(file):
         raise SpikeBertError("give texts to label, or --file PATH (not both)")
     items = list(texts) if texts else read_texts(file, text_column)
-    clf = Classifier.from_pretrained(model, batch_size=32 if batch_size is None else batch_size, max_length=max_length,
+    clf = Classifier.from_pretrained(model, batch_size=BATCH_SIZE if batch_size is None else batch_size, max_length=max_length,
                                      time_steps=time_steps)
     results = clf.predict(items)
     if json_out:
@@ -181,7 +157,7 @@ def predict_cmd(model: Model, texts: Texts = None, file: Annotated[Optional[str]
 
 
 @app.command("inspect")
-def inspect_cmd(model: Model, text: Text, output: Output, neurons: Neurons = 128, max_length: MaxLength = 128,
+def inspect_cmd(model: Model, text: Text, output: Output, neurons: Neurons = 128, max_length: MaxLength = MAX_LENGTH,
                 time_steps: TimeSteps = None, json_out: Json = False):
     """Save spike rasters (neurons × time steps × tokens, per layer) of one text as PNG and .npz."""
     from spikebert.analysis.raster import inspect_model

@@ -31,6 +31,8 @@ TimeSteps = Annotated[Optional[int], typer.Option("--time-steps", "-T", min=1, h
 Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time constant (> 1)")]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
 Positions = Annotated[Optional[bool], typer.Option("--positions/--no-positions", help="learned position embeddings (starting from the teacher's, when there is one)")]
+InputEncoding = Annotated[Optional[str], typer.Option(
+    "--input-encoding", help="how tokens enter the spiking blocks: real (the embedding) or spike (its Heaviside)")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]
 
 
@@ -45,3 +47,15 @@ def corpus_files(ctx: typer.Context, corpus: list[str] | None) -> list[str] | No
     if ctx.args and not corpus:
         ctx.fail(f"Got unexpected extra argument(s) ({' '.join(ctx.args)})")
     return [*(corpus or []), *ctx.args] or None
+
+
+# the loss weights of distillation: flags of `distill task` (and --w-spikes of `distill pretrain` and
+# `run`); their defaults are LossWeights' (spikebert.distill.config), given where the option is used
+WCe = Annotated[float, typer.Option("--w-ce", help="weight of the cross-entropy with the labels")]
+WKl = Annotated[float, typer.Option("--w-kl", help="weight of the KL term to the teacher's soft labels")]
+WRep = Annotated[float, typer.Option("--w-rep", help="weight of the feature MSE of the matched layers")]
+WEmb = Annotated[float, typer.Option("--w-emb", help="weight of the embedding MSE")]
+Temperature = Annotated[float, typer.Option("--temperature", help="softmax temperature of the KL term")]
+WSpikes = Annotated[float, typer.Option(
+    "--w-spikes", help="weight of a penalty on the student's mean firing rate (fewer spikes, less energy)")]
+Augment = Annotated[int, typer.Option("--augment", help="augmented copies per sentence (0: none)")]

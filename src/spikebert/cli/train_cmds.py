@@ -4,26 +4,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import typer
 
+from spikebert.cli import app, distill_app, teacher_app
+from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, Epochs, File, Heads, InputEncoding,
+                                   Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model, Output,
+                                   Positions, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature, TextColumn,
+                                   Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
 from spikebert.data.tasks import load_data
-from spikebert.training.trainer import TrainArgs
-from spikebert.cli import app, teacher_app
-from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, File, Json, LabelColumn, Limit, Lr, MaxLength,
-                      MaxMinutes, MaxSteps, Model, Output, Resume, SaveEvery, Seed, Split, Task, TextColumn, TimeSteps,
-                      corpus_files)
+from spikebert.distill.config import MAX_LENGTH, AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
+
+# the flags every training command has, as TrainArgs fields (besides --output)
+TRAIN_FLAGS = ("seed", "epochs", "max_steps", "max_minutes", "batch_size", "lr", "resume", "save_every")
 
 
-def train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, defaults: dict,
-               save_every=None) -> TrainArgs:
-    """Command-line values over the command's defaults."""
-    given = dict(output=output, seed=seed, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
-                 batch_size=batch_size, lr=lr, resume=resume, save_every=save_every)
-    merged = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-    if max_steps is not None and epochs is None:
-        merged["epochs"] = None  # as in transformers: --max-steps alone overrides the default epochs
-    return TrainArgs(**merged)
+def job_args(defaults: dict, flags: Mapping):
+    """A command's training flags (``flags``: its arguments by name) over its job's ``defaults``."""
+    return train_args(defaults, output=flags["output"], **{k: flags[k] for k in TRAIN_FLAGS if k in flags})
 
 
 def task_splits(task, data_dir, file, text_column, label_column, limit, dev_file=None):
@@ -46,28 +45,30 @@ def teacher_finetune(output: Output, task: Task = None, teacher: str = typer.Opt
         data_dir: DataDir = None, file: File = None, dev_file: str = typer.Option(None, "--dev-file"),
         text_column: TextColumn = "text", label_column: LabelColumn = "label", seed: Seed = 42,
         epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
-        batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
+        batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None,
         resume: Resume = False, save_every: SaveEvery = None):
     """Fine-tune a BERT-family teacher on a task; the best epoch on dev is kept."""
+    flags = dict(locals())  # the command's flags
     from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
-    args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, TEACHER_DEFAULTS, save_every)
-    m = finetune_teacher(train, dev, args, teacher, max_length)
+    args = job_args(TEACHER_DEFAULTS, flags)
+    m = finetune_teacher(train, dev, args=args, teacher=teacher, max_length=max_length)
     print(f"teacher: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
 
 @app.command("evaluate")
 def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: DataDir = None, file: File = None,
-             text_column: TextColumn = "text", label_column: LabelColumn = "label", max_length: MaxLength = 128,
-             batch_size: BatchSize = 64, json_out: Json = False, time_steps: TimeSteps = None):
+             text_column: TextColumn = "text", label_column: LabelColumn = "label",
+             max_length: MaxLength = MAX_LENGTH, batch_size: BatchSize = 64, json_out: Json = False,
+             time_steps: TimeSteps = None):
     """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model. A
     SpikeBERT model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
     from spikebert.data.batching import encode_examples
     from spikebert.errors import SpikeBertError
+    from spikebert.folders import is_spikebert, load_classifier
     from spikebert.training.metrics import evaluate_dataset, format_report
-    from spikebert.folders import load_classifier
 
     data = load_data(task, split, data_dir, file, text_column, label_column) if task else None
     clf, tokenizer = load_classifier(model, time_steps=time_steps)
@@ -79,7 +80,7 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     ds = encode_examples(tokenizer, data.examples, max_length)
     m = evaluate_dataset(clf, ds, data.labels, batch_size, progress=not json_out)
     m.update(model=model, data=data.source, kind=clf.config.model_type)
-    if clf.config.model_type == "spikebert":
+    if is_spikebert(clf):
         m["time_steps"] = clf.config.time_steps
     if json_out:
         print(json.dumps(m, ensure_ascii=False))
@@ -89,20 +90,11 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 
 
 # ---------------------------------------------------------------------------------------------
-# Distillation and direct training
-
-from spikebert.cli import distill_app  # noqa: E402
-from spikebert.cli.options import Depth, Heads, Positions, Tau, Threshold, Width  # noqa: E402
+# Distillation and direct training: every command that builds a student takes the same shape flags
+# (StudentShape), and each default comes from the dataclasses of spikebert.distill.config
 
 TeacherOpt = typer.Option(None, "--teacher", help="BERT teacher: a folder or hub name (default: the embedded MiniLM)")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
-
-
-def shape_of(depth, width, heads, time_steps, tau, threshold, position_embeddings=None) -> dict:
-    """The student-shape flags as SpikeBertConfig fields (unset flags left out)."""
-    shape = dict(num_hidden_layers=depth, hidden_size=width, num_attention_heads=heads, time_steps=time_steps,
-                 tau=tau, threshold=threshold, position_embeddings=position_embeddings)
-    return {k: v for k, v in shape.items() if v is not None}
 
 
 @distill_app.command("pretrain", context_settings=MANY_FILES)
@@ -110,19 +102,22 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                          ..., "--corpus", help="text file(s), one text a line; several may follow one --corpus (dir/*.txt)"),
                      teacher: str = TeacherOpt, layer_map: str = LayerMapOpt, seed: Seed = 42, epochs: Epochs = None,
                      max_steps: MaxSteps = None, max_minutes: MaxMinutes = None, batch_size: BatchSize = None,
-                     lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None, resume: Resume = False,
+                     lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
-                     tau: Tau = None, threshold: Threshold = None,
-                     positions: Positions = None, save_every: SaveEvery = None,
+                     tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
+                     input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
+                     save_every: SaveEvery = None,
                      sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
                                                  "of all the lines, as `spikebert run` takes, not the first N")):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
+    flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import STAGE1_DEFAULTS, pretrain_distill
 
-    args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE1_DEFAULTS, save_every)
-    m = pretrain_distill(teacher, corpus_files(ctx, corpus), args,
-                         shape_of(depth, width, heads, time_steps, tau, threshold, positions), max_length, layer_map,
-                         limit, shuffle_seed=seed if sample else None)
+    args = job_args(STAGE1_DEFAULTS, flags)
+    distill = DistillConfig(weights=LossWeights(spikes=w_spikes), layer_map=layer_map)
+    m = pretrain_distill(teacher=teacher, corpus=corpus_files(ctx, corpus), args=args, shape=StudentShape.of(flags),
+                         distill=distill, max_length=max_length, limit=limit,
+                         shuffle_seed=seed if sample else None)
     print(f"stage 1: {m['steps']} steps on {m['texts']} texts, final loss {m['final_loss']:.4f}, "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -132,27 +127,25 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  task: Task = None, init: str = typer.Option(None, "--init", help="stage-1 student folder"),
                  data_dir: DataDir = None, file: File = None, dev_file: str = typer.Option(None, "--dev-file"),
                  text_column: TextColumn = "text", label_column: LabelColumn = "label",
-                 augment: int = typer.Option(None, "--augment", help="augmented copies per sentence"),
-                 w_ce: float = typer.Option(0.1, "--w-ce"), w_kl: float = typer.Option(1.0, "--w-kl"),
-                 w_rep: float = typer.Option(0.1, "--w-rep"), w_emb: float = typer.Option(0.1, "--w-emb"),
-                 temperature: float = typer.Option(1.0, "--temperature"), layer_map: str = LayerMapOpt,
-                 seed: Seed = 42, epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
-                 batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
-                 resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
-                 time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None,
-                 save_every: SaveEvery = None):
+                 augment: Augment = AugmentConfig.copies, w_ce: WCe = LossWeights.ce, w_kl: WKl = LossWeights.kl,
+                 w_rep: WRep = LossWeights.rep, w_emb: WEmb = LossWeights.emb,
+                 temperature: Temperature = LossWeights.temperature, w_spikes: WSpikes = LossWeights.spikes,
+                 layer_map: str = LayerMapOpt, seed: Seed = 42, epochs: Epochs = None, max_steps: MaxSteps = None,
+                 max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
+                 max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
+                 depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
+                 tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
+                 input_encoding: InputEncoding = None, save_every: SaveEvery = None):
     """Stage 2: distil a fine-tuned teacher into the student on the task (plus augmented texts)."""
-    from spikebert.distill.augment import AugmentConfig
-    from spikebert.distill.losses import LossWeights
+    flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
-    from spikebert.pipeline import DEFAULT_AUGMENT
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
-    args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, STAGE2_DEFAULTS, save_every)
-    copies = DEFAULT_AUGMENT if augment is None else augment
-    m = task_distill(train, dev, teacher, args, init, LossWeights(w_ce, w_kl, w_rep, w_emb, temperature),
-                     AugmentConfig(copies=copies, seed=seed), shape_of(depth, width, heads, time_steps, tau, threshold),
-                     max_length, layer_map)
+    args = job_args(STAGE2_DEFAULTS, flags)
+    weights = LossWeights(ce=w_ce, kl=w_kl, rep=w_rep, emb=w_emb, temperature=temperature, spikes=w_spikes)
+    distill = DistillConfig(weights=weights, layer_map=layer_map, augment=AugmentConfig(copies=augment, seed=seed))
+    m = task_distill(train, dev, teacher=teacher, args=args, init=init, shape=StudentShape.of(flags),
+                     distill=distill, max_length=max_length)
     print(f"stage 2: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -163,17 +156,18 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         data_dir: DataDir = None, file: File = None, dev_file: str = typer.Option(None, "--dev-file"),
         text_column: TextColumn = "text", label_column: LabelColumn = "label", seed: Seed = 42,
         epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
-        batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = 128, limit: Limit = None,
+        batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None,
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
-        time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, save_every: SaveEvery = None,
-        positions: Positions = None):
+        time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
+        input_encoding: InputEncoding = None, save_every: SaveEvery = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
+    flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import DIRECT_DEFAULTS, train_direct
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
-    args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, DIRECT_DEFAULTS, save_every)
-    m = train_direct(train, dev, args, tokenizer_from,
-                     shape_of(depth, width, heads, time_steps, tau, threshold, positions), max_length)
+    args = job_args(DIRECT_DEFAULTS, flags)
+    m = train_direct(train, dev, args=args, tokenizer_from=tokenizer_from, shape=StudentShape.of(flags),
+                     max_length=max_length)
     print(f"direct: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -185,12 +179,14 @@ def run_cmd(ctx: typer.Context, task: str = typer.Option(..., "--task", help="th
             teacher: str = TeacherOpt, corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
+            input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report")):
     """The whole method: teacher fine-tuning, stage 1, stage 2, dev evaluation, energy. Stages
     already finished are reused; an interrupted one resumes. Shape flags that differ from the
-    preset give the students folders of their own (runs/sst2/snn-T8)."""
+    preset give the students folders of their own (runs/sst2/snn-T8, runs/sst2/snn-spike)."""
+    flags = dict(locals())  # the command's flags
     from spikebert.pipeline import run
 
-    r = run(task, workdir, preset, teacher, corpus_files(ctx, corpus), data_dir, seed,
-            shape_of(depth, width, heads, time_steps, tau, threshold, positions), energy)
+    r = run(task, workdir=workdir, preset=preset, teacher=teacher, corpus=corpus_files(ctx, corpus),
+            data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, energy=energy)
     print(json.dumps(r, indent=2))

@@ -16,7 +16,8 @@ import typer
 from spikebert.cli import teacher_app, tokenizer_app
 from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
                       Seed, corpus_files)
-from spikebert.cli.train_cmds import train_args
+from spikebert.cli.train_cmds import job_args
+from spikebert.distill.config import MAX_LENGTH
 
 Corpus = Annotated[Optional[list[str]], typer.Option("--corpus", help="text file(s), one text a line (UTF-8); several may follow one --corpus (dir/*.txt)")]
 CorpusLimit = Annotated[Optional[int], typer.Option(
@@ -56,8 +57,9 @@ def teacher_pretrain(ctx: typer.Context, output: Output, corpus: Corpus = None, 
                                                                  "(at most a tenth of the corpus; 0: none)"),
         add_task_texts: AddTaskTexts = None, data_dir: DataDir = None, seed: Seed = 42, epochs: Epochs = None,
         max_steps: MaxSteps = None, max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
-        max_length: MaxLength = 128, limit: CorpusLimit = None, resume: Resume = False):
+        max_length: MaxLength = MAX_LENGTH, limit: CorpusLimit = None, resume: Resume = False):
     """Pre-train a small BERT from scratch with masked-LM on a corpus; fine-tune it with `teacher finetune`."""
+    flags = dict(locals())  # the command's flags
     from spikebert.teachers.pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
 
     corpus = corpus_files(ctx, corpus)
@@ -70,7 +72,7 @@ def teacher_pretrain(ctx: typer.Context, output: Output, corpus: Corpus = None, 
             info = train_tokenizer(texts, tokenizer, sources=sources.get("corpus", []) + [
                 f"task:{t}/train" for t in sources.get("task_train_texts", {})])
             print(f"tokenizer: {info['vocab_size']} pieces trained on the same texts -> {tokenizer}")
-    args = train_args(output, seed, epochs, max_steps, max_minutes, batch_size, lr, resume, PRETRAIN_DEFAULTS)
+    args = job_args(PRETRAIN_DEFAULTS, flags)
     shape = dict(layers=layers, hidden=hidden, heads=heads, intermediate=intermediate)
     m = pretrain_teacher(texts, tokenizer, args, shape, max_length, eval_texts, sources)
     if m["heldout_loss"] is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from spikebert.data.batching import pad_id
-from spikebert.errors import SpikeBertError
+from spikebert.errors import SpikeBertError, first_line
 
 
 class ArrowEncoded(Dataset):
@@ -62,8 +62,7 @@ def _load_source(source: str):
         cause = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
-        raise SpikeBertError(f"{path}: cannot read the corpus ({type(cause).__name__}: "
-                             f"{str(cause).splitlines()[0] if str(cause) else ''})") from None
+        raise SpikeBertError(f"{path}: cannot read the corpus ({first_line(cause, typed=True)})") from None
 
 
 def load_corpus(sources: list[str], tokenizer, max_length: int = 128, limit: int | None = None,

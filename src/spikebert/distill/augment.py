@@ -16,23 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from spikebert.distill.config import AugmentConfig  # noqa: F401 (the settings; re-exported)
 from spikebert.training.checkpoint import atomic_write_text
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    copies: int = 4
-    p_mask: float = 0.1
-    p_replace: float = 0.1
-    p_ngram: float = 0.25
-    max_ngram: int = 5
-    neighbours: int = 8
-    seed: int = 42
 
 
 class NeighbourTable:

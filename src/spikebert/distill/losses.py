@@ -5,67 +5,26 @@ Stage 1, pre-distillation (unlabelled text):
 Stage 2, task distillation (task texts plus augmented texts):
     loss = w_ce·CE(labels) + w_kl·τ²·KL(teacher ‖ student at temperature τ)
          + w_rep·Σ_(i→j) MSE(transform_i(student_i), teacher_j) + w_emb·MSE(E_student·P, E_teacher)
+         + w_spikes·(mean firing rate of the student)   [0 by default]
 Direct training (the paper's baseline) is stage 2 with only the CE term and no teacher.
 
 MSE terms average over real tokens only (padding excluded). Which student block learns from which
 teacher layer is a :class:`LayerMap` (uniform spacing by default; any list of pairs by choice),
-and the loss weights are a :class:`LossWeights`: both described by configuration, as in TextBrewer.
+and the loss weights are a :class:`LossWeights`: both described by configuration, as in TextBrewer
+(:mod:`spikebert.distill.config`, where every default is defined).
 Hidden state 0 of the teacher is its embedding output, so teacher layers are numbered 1..depth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikebert.data.batching import pad_id
+from spikebert.distill.config import DIRECT, STAGE1, LayerMap, LossWeights, StudentShape  # noqa: F401 (re-exported)
 from spikebert.errors import SpikeBertError
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    ce: float = 0.1
-    kl: float = 1.0
-    rep: float = 0.1
-    emb: float = 0.1
-    temperature: float = 1.0
-
-
-DIRECT = LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0)
-
-
-@dataclass(frozen=True)
-class LayerMap:
-    """``pairs``: (student block, teacher layer), both 1-based."""
-
-    pairs: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def uniform(cls, student_depth: int, teacher_depth: int) -> "LayerMap":
-        """Student block i learns from teacher layer round(i · teacher_depth / student_depth):
-        each block to its own layer when depths agree, evenly spaced layers when they don't."""
-        return cls(tuple((i, max(1, round(i * teacher_depth / student_depth))) for i in range(1, student_depth + 1)))
-
-    @classmethod
-    def parse(cls, spec: str | None, student_depth: int, teacher_depth: int) -> "LayerMap":
-        """``None`` or ``"uniform"``, or ``"1:2,2:4,3:6"``."""
-        if spec in (None, "", "uniform"):
-            return cls.uniform(student_depth, teacher_depth)
-        try:
-            pairs = tuple(tuple(int(x) for x in item.split(":")) for item in spec.split(","))
-        except ValueError:
-            raise SpikeBertError(f"--layer-map {spec!r}: expected pairs like 1:2,2:4") from None
-        for s, t in pairs:
-            if not (1 <= s <= student_depth and 0 <= t <= teacher_depth):
-                raise SpikeBertError(f"--layer-map pair {s}:{t} is outside student blocks 1..{student_depth} "
-                                     f"or teacher layers 0..{teacher_depth}")
-        return cls(pairs)
-
-    def as_string(self) -> str:
-        return ",".join(f"{s}:{t}" for s, t in self.pairs)
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -76,15 +35,37 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> t
     return ((a - b).square() * m).sum() / (m.sum() * a.shape[-1]).clamp(min=1.0)
 
 
+def feature_losses(student_feats: list[torch.Tensor], teacher_hidden, layer_map: LayerMap, mask) -> list[torch.Tensor]:
+    """The masked MSE of every matched (student block, teacher layer) pair, in ``layer_map`` order."""
+    return [masked_mse(student_feats[s - 1], teacher_hidden[t].to(student_feats[0].dtype), mask)
+            for s, t in layer_map.pairs]
+
+
 def feature_loss(student_feats: list[torch.Tensor], teacher_hidden, layer_map: LayerMap, mask) -> torch.Tensor:
-    return sum(masked_mse(student_feats[s - 1], teacher_hidden[t].to(student_feats[0].dtype), mask)
-               for s, t in layer_map.pairs)
+    return sum(feature_losses(student_feats, teacher_hidden, layer_map, mask))
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
     t = temperature
     return F.kl_div(F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits.float() / t, -1),
                     reduction="batchmean") * t * t
+
+
+def run_student(student: SpikeBertForSequenceClassification, input_ids, attention_mask, weights: LossWeights):
+    """The student's output, asked for its differentiable mean firing rate when ``weights.spikes``
+    is set (``return_spike_rate``; a model that does not know the flag ignores it)."""
+    extra = {"return_spike_rate": True} if weights.spikes else {}
+    return student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+
+
+def spike_rate(out) -> torch.Tensor:
+    """The student's differentiable mean firing rate, from its output's ``spike_rate`` (what the
+    ``spikes`` weight penalises); a clear error for a model whose output does not carry one."""
+    rate = getattr(out, "spike_rate", None)
+    if rate is None:
+        raise SpikeBertError("--w-spikes needs the student's mean firing rate, and this SpikeBERT model's "
+                             "output has no spike_rate: leave --w-spikes at 0")
+    return rate
 
 
 class Distiller(nn.Module):
@@ -108,7 +89,7 @@ class Distiller(nn.Module):
 
     def forward(self, input_ids, attention_mask, labels=None, teacher_logits=None, teacher_hidden=None):
         w = self.weights
-        out = self.student(input_ids=input_ids, attention_mask=attention_mask)
+        out = run_student(self.student, input_ids, attention_mask, w)
         terms: dict[str, torch.Tensor] = {}
         if w.ce and labels is not None and (labels >= 0).any():
             terms["ce"] = F.cross_entropy(out.logits, labels, ignore_index=-100)
@@ -120,6 +101,8 @@ class Distiller(nn.Module):
         if w.emb and self.teacher_embeddings is not None:
             e = self.student.spikebert.embeddings.weight
             terms["emb"] = F.mse_loss(self.emb_proj(e) if self.emb_proj is not None else e, self.teacher_embeddings)
+        if w.spikes:
+            terms["spikes"] = spike_rate(out)
         if not terms:
             raise SpikeBertError("no loss term applies to this batch (check the loss weights)")
         loss = sum(getattr(w, k) * v for k, v in terms.items())
@@ -127,31 +110,41 @@ class Distiller(nn.Module):
 
 
 class FeatureAligner(nn.Module):
-    """Stage 1: the student reproduces the teacher's hidden states (``rep`` term only)."""
+    """Stage 1: the student reproduces the teacher's hidden states (the feature MSE of every
+    matched layer, weight 1, logged per student block), plus the firing-rate penalty when
+    ``weights.spikes`` is set."""
 
-    def __init__(self, student: SpikeBertForSequenceClassification, layer_map: LayerMap):
+    def __init__(self, student: SpikeBertForSequenceClassification, layer_map: LayerMap,
+                 weights: LossWeights = STAGE1):
         super().__init__()
-        self.student, self.layer_map = student, layer_map
+        self.student, self.layer_map, self.weights = student, layer_map, weights
 
     def forward(self, input_ids, attention_mask, teacher_hidden):
-        _, layer_means = self.student.spikebert(input_ids, attention_mask)
-        feats = self.student.distill_features(layer_means)
-        per_layer = [masked_mse(feats[s - 1], teacher_hidden[t], attention_mask) for s, t in self.layer_map.pairs]
-        return sum(per_layer), {f"mse_{s}": v.detach() for (s, _), v in zip(self.layer_map.pairs, per_layer)}
+        out = run_student(self.student, input_ids, attention_mask, self.weights)
+        feats = self.student.distill_features(out.hidden_states)
+        per_layer = feature_losses(feats, teacher_hidden, self.layer_map, attention_mask)
+        terms = {f"mse_{s}": v for (s, _), v in zip(self.layer_map.pairs, per_layer)}
+        loss = sum(per_layer)
+        if self.weights.spikes:
+            terms["spikes"] = spike_rate(out)
+            loss = loss + self.weights.spikes * terms["spikes"]
+        return loss, {k: v.detach() for k, v in terms.items()}
 
 
-def student_config(teacher_config, **overrides) -> SpikeBertConfig:
-    """A student shaped like the teacher (depth, width, heads, vocabulary) unless told otherwise."""
-    shape = dict(vocab_size=teacher_config.vocab_size, num_hidden_layers=teacher_config.num_hidden_layers,
-                 hidden_size=teacher_config.hidden_size, num_attention_heads=teacher_config.num_attention_heads,
-                 teacher_hidden_size=teacher_config.hidden_size,
-                 max_position_embeddings=getattr(teacher_config, "max_position_embeddings", 512),
-                 pad_token_id=getattr(teacher_config, "pad_token_id", 0) or 0)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if "hidden_size" in given and "num_attention_heads" not in given and given["hidden_size"] % shape["num_attention_heads"]:
+def student_config(teacher_config, shape: StudentShape | None = None, **config) -> SpikeBertConfig:
+    """A student shaped like the teacher (depth, width, heads, vocabulary) unless ``shape`` (or
+    SpikeBertConfig fields in ``config``, such as the label fields) says otherwise."""
+    base = dict(vocab_size=teacher_config.vocab_size, num_hidden_layers=teacher_config.num_hidden_layers,
+                hidden_size=teacher_config.hidden_size, num_attention_heads=teacher_config.num_attention_heads,
+                teacher_hidden_size=teacher_config.hidden_size,
+                max_position_embeddings=getattr(teacher_config, "max_position_embeddings", 512),
+                pad_token_id=pad_id(teacher_config))
+    given = {**(shape.config_kwargs() if shape is not None else {}),
+             **{k: v for k, v in config.items() if v is not None}}
+    if "hidden_size" in given and "num_attention_heads" not in given and given["hidden_size"] % base["num_attention_heads"]:
         given["num_attention_heads"] = max(h for h in range(1, 17) if given["hidden_size"] % h == 0)
     try:
-        return SpikeBertConfig(**{**shape, **given})
+        return SpikeBertConfig(**{**base, **given})
     except ValueError as e:
         raise SpikeBertError(f"student shape: {e}") from None
 

@@ -6,29 +6,34 @@ Each job reads its inputs, builds the student and the trainable module, hands bo
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from spikebert.distill.augment import AugmentConfig, augment
 from spikebert.data.batching import Encoded, encode_examples, tokenize
-from spikebert.training.checkpoint import check_output_dir, publish_model
 from spikebert.data.corpus import load_corpus
 from spikebert.data.tasks import TaskData, label_fields
-from spikebert.distill.losses import (DIRECT, Distiller, FeatureAligner, LayerMap, LossWeights, embeddings_from_teacher,
-                      student_config, teacher_word_embeddings)
+from spikebert.distill.augment import augment
+from spikebert.distill.config import DIRECT, MAX_LENGTH, STAGE1, DistillConfig, LayerMap, StudentShape
+from spikebert.distill.losses import (Distiller, FeatureAligner, embeddings_from_teacher, student_config,
+                                      teacher_word_embeddings)
 from spikebert.errors import SpikeBertError
-from spikebert.training.metrics import dev_evaluator
+from spikebert.folders import check_model_folder, is_spikebert, load_state_strict, load_tokenizer
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
-from spikebert.folders import check_model_folder, load_classifier, load_state_strict, load_tokenizer, resolve_teacher
+from spikebert.teachers.loading import load_teacher, load_teacher_config, resolve_teacher
+from spikebert.training.checkpoint import check_output_dir, publish_model
+from spikebert.training.metrics import dev_evaluator
 from spikebert.training.plots import finish_job
 from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
 
-STAGE1_DEFAULTS = dict(epochs=1.0, lr=5e-4, batch_size=32, warmup=0.05, schedule="cosine", save_every=200)
-STAGE2_DEFAULTS = dict(epochs=3.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
-DIRECT_DEFAULTS = dict(epochs=5.0, lr=5e-4, batch_size=32, warmup=0.06, schedule="cosine", save_every=200)
+# each job's training recipe where it differs from TrainArgs' defaults (AdamW 5e-4, batch 32, cosine
+# schedule after 6 % warm-up, a checkpoint every 200 steps)
+STAGE1_DEFAULTS = dict(epochs=1.0, warmup=0.05)
+# two epochs: stage 2 peaks early and then over-fits a small training set (README, "Results")
+STAGE2_DEFAULTS = dict(epochs=2.0)
+DIRECT_DEFAULTS = dict(epochs=5.0)
 
 
 def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
@@ -54,35 +59,25 @@ def read_corpus(files: list[str], limit: int | None = None) -> list[str]:
     return texts
 
 
-def _load_teacher_encoder(path: str):
-    """The teacher as an encoder that returns hidden states (any head is dropped)."""
-    from transformers import AutoModel
-
-    if Path(path).is_dir():
-        check_model_folder(path)
-    try:
-        model = AutoModel.from_pretrained(path)
-    except Exception as e:
-        raise SpikeBertError(f"{path}: cannot load as a BERT-family encoder: {str(e).splitlines()[0]}") from None
-    if model.config.model_type == "spikebert":
-        raise SpikeBertError(f"{path}: is a spiking student, not a teacher")
-    return model.eval().requires_grad_(False)
-
-
-def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, shape: dict | None = None,
-                     max_length: int = 128, layer_map: str | None = None, limit: int | None = None,
+def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs, shape: StudentShape | None = None,
+                     distill: DistillConfig | None = None, max_length: int = MAX_LENGTH, limit: int | None = None,
                      shuffle_seed: int | None = None) -> dict:
-    """Stage 1: align the student's per-block features with the teacher's hidden states."""
+    """Stage 1: align the student's per-block features with the teacher's hidden states. Of
+    ``distill``, stage 1 takes the layer map and the firing-rate weight (its loss is the feature
+    MSE alone otherwise)."""
+    distill = distill or DistillConfig()
     path = resolve_teacher(teacher)
     acc = make_accelerator(args.seed)
-    teacher_model = _load_teacher_encoder(path).to(acc.device)
-    tokenizer = load_tokenizer(path)
-    config = student_config(teacher_model.config, **(shape or {}))
+    teacher_model, tokenizer = load_teacher(path, head="encoder")
+    teacher_model = teacher_model.to(acc.device).requires_grad_(False)
+    config = student_config(teacher_model.config, shape)
     student = SpikeBertForSequenceClassification(config)
     embeddings_from_teacher(student, teacher_model)
-    lmap = LayerMap.parse(layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    lmap = LayerMap.parse(distill.layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
     data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
-    aligner = FeatureAligner(student, lmap)
+    used = DistillConfig(weights=replace(STAGE1, spikes=distill.weights.spikes), layer_map=distill.layer_map,
+                         augment=None)
+    aligner = FeatureAligner(student, lmap, used.weights)
 
     def loss_fn(model, batch, step, epoch):
         with torch.no_grad():
@@ -95,39 +90,44 @@ def pretrain_distill(teacher: str | None, corpus: list[str], args: TrainArgs, sh
 
     result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
     metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(data),
-               "sample_seed": shuffle_seed,
-               "layer_map": lmap.as_string(), "steps": result.step, "stopped_by": result.stopped_by,
-               "final_loss": last_logged(args.output), "seconds": round(result.seconds, 1),
-               "student": config.to_diff_dict(), "args": {**asdict(args), "max_length": max_length}}
+               "sample_seed": shuffle_seed, "distillation": used.record(lmap), "steps": result.step,
+               "stopped_by": result.stopped_by, "final_loss": last_logged(args.output),
+               "seconds": round(result.seconds, 1), "student": config.to_diff_dict(),
+               "shape": StudentShape.of_config(config).given(), "args": {**asdict(args), "max_length": max_length}}
     return finish_job(args.output, metrics, acc)
 
 
-# neuron dynamics that own no tensor: stage 2 may set them apart from stage 1
-DYNAMICS_FIELDS = ("time_steps", "tau", "threshold")
-
-
-def load_student_init(init: str, labels: tuple[str, ...], shape: dict | None = None):
+def load_student_init(init: str, labels: tuple[str, ...], shape: StudentShape | None = None):
     """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
-    an error naming it; architecture flags (depth, width, heads, positions) that contradict the
-    folder are an error too. T, tau and threshold own no weights: given, they replace stage 1's."""
+    an error naming it; architecture fields of ``shape`` (depth, width, heads, positions, input
+    encoding) that contradict the folder are an error too. T, tau and threshold own no weights:
+    given, they replace stage 1's."""
     from safetensors.torch import load_file
 
-    cfg = check_model_folder(init)
-    if cfg.get("model_type") != "spikebert":
-        raise SpikeBertError(f"{init}: --init must be a stage-1 SpikeBERT folder, not a {cfg.get('model_type')}")
+    folder_config = check_model_folder(init)
+    if not is_spikebert(folder_config):
+        raise SpikeBertError(f"{init}: --init must be a stage-1 SpikeBERT folder, not a {folder_config['model_type']}")
     config = SpikeBertConfig.from_pretrained(init)
-    for key, value in (shape or {}).items():
-        if value is None or getattr(config, key) == value:
-            continue
-        if key not in DYNAMICS_FIELDS:
-            raise SpikeBertError(f"{init}: the stage-1 student has {key}={getattr(config, key)}, "
-                                 f"but {value} was asked for")
-        tqdm.write(f"stage 2 sets {key}={value} (stage 1 had {getattr(config, key)})")
-        setattr(config, key, value)
+    _apply_stage2_shape(config, shape or StudentShape(), init)
     config.update(label_fields(labels))
     student = SpikeBertForSequenceClassification(config)
     load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
     return student
+
+
+def _apply_stage2_shape(config: SpikeBertConfig, shape: StudentShape, init: str) -> None:
+    """Set the dynamics ``shape`` gives on the stage-1 ``config``; refuse any other field it
+    changes (``input_encoding`` too: a student reads its input one way)."""
+    have = StudentShape.of_config(config)
+    for name, value in shape.given().items():
+        old = getattr(have, name)
+        if value == old:
+            continue
+        if name not in StudentShape.DYNAMICS:
+            raise SpikeBertError(f"{init}: the stage-1 student has {name}={old}, but {name}={value} was asked for; "
+                                 f"{name} is part of its architecture: distil stage 1 with it, or leave it out")
+        tqdm.write(f"stage 2 sets {name}={value} (stage 1 had {old})")
+        config.update(StudentShape(**{name: value}).config_kwargs())
 
 
 def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> Encoded:
@@ -138,32 +138,26 @@ def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int
                    base.pad_token_id)
 
 
-def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, init: str | None = None,
-                 weights: LossWeights = LossWeights(), augment_cfg: AugmentConfig | None = None,
-                 shape: dict | None = None, max_length: int = 128, layer_map: str | None = None,
+def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArgs, init: str | None = None,
+                 shape: StudentShape | None = None, distill: DistillConfig | None = None, max_length: int = MAX_LENGTH,
                  cache_dir: str | None = None) -> dict:
-    """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels)."""
+    """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels),
+    on the training set plus ``distill.augment``'s copies."""
+    distill = distill or DistillConfig()
     check_output_dir(args.output)  # before the augmentation cache is written into it
     acc = make_accelerator(args.seed)
-    teacher_model, tokenizer = load_classifier(teacher, num_labels=train.num_labels)
+    teacher_model, tokenizer = load_teacher(teacher, head="classifier", labels=train.labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     t_emb = teacher_word_embeddings(teacher_model)
-    if init:
-        student = load_student_init(init, train.labels, shape)
-    else:
-        config = student_config(teacher_model.config, **(shape or {}), **label_fields(train.labels))
-        student = SpikeBertForSequenceClassification(config)
-        embeddings_from_teacher(student, teacher_model)
-    if student.config.vocab_size != teacher_model.config.vocab_size:
-        raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
-                             f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
-    lmap = LayerMap.parse(layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
-    augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, augment_cfg,
-                        cache_dir or args.output) if augment_cfg and augment_cfg.copies > 0 else []
+    student = _stage2_student(teacher_model, train, init, shape)
+    lmap = LayerMap.parse(distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    cfg = distill.augment
+    augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
+                        cache_dir or args.output) if cfg and cfg.copies > 0 else []
     data = _train_set(tokenizer, train, augmented, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
-    distiller = Distiller(student, weights, lmap, t_emb)
-    need_hidden = weights.rep > 0
+    distiller = Distiller(student, distill.weights, lmap, t_emb)
+    need_hidden = distill.weights.rep > 0
 
     def loss_fn(model, batch, step, epoch):
         with torch.no_grad():
@@ -173,20 +167,31 @@ def task_distill(train: TaskData, dev: TaskData, teacher: str, args: TrainArgs, 
                      t.hidden_states if need_hidden else None)
 
     return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
-        "teacher": teacher, "init": init, "weights": asdict(weights), "layer_map": lmap.as_string(),
-        "augment": asdict(augment_cfg) if augment_cfg else None, "augmented_texts": len(augmented),
+        "teacher": teacher, "init": init, "distillation": distill.record(lmap), "augmented_texts": len(augmented),
         "max_length": max_length})
 
 
-def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from: str | None = None,
-                 shape: dict | None = None, max_length: int = 128) -> dict:
-    """The baseline: the same student trained on labels alone, from random weights."""
-    from transformers import AutoConfig
+def _stage2_student(teacher_model, train: TaskData, init: str | None, shape: StudentShape | None):
+    """The stage-1 student (``init``) or a fresh teacher-shaped one, with the task's labels."""
+    if init:
+        student = load_student_init(init, train.labels, shape)
+    else:
+        student = SpikeBertForSequenceClassification(
+            student_config(teacher_model.config, shape, **label_fields(train.labels)))
+        embeddings_from_teacher(student, teacher_model)
+    if student.config.vocab_size != teacher_model.config.vocab_size:
+        raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
+                             f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
+    return student
 
+
+def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_from: str | None = None,
+                 shape: StudentShape | None = None, max_length: int = MAX_LENGTH) -> dict:
+    """The baseline: the same student trained on labels alone, from random weights."""
     path = resolve_teacher(tokenizer_from)
     acc = make_accelerator(args.seed)
     tokenizer = load_tokenizer(path)
-    config = student_config(AutoConfig.from_pretrained(path), **(shape or {}), **label_fields(train.labels))
+    config = student_config(load_teacher_config(path), shape, **label_fields(train.labels))
     student = SpikeBertForSequenceClassification(config)
     data = encode_examples(tokenizer, train.examples, max_length)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
@@ -196,8 +201,8 @@ def train_direct(train: TaskData, dev: TaskData, args: TrainArgs, tokenizer_from
         return model(batch["input_ids"], batch["attention_mask"], batch["labels"])
 
     return _fit_classifier("direct", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc,
-                           {"tokenizer": path, "max_length": max_length})
-
+                           {"tokenizer": path, "distillation": DistillConfig(weights=DIRECT, augment=None).record(),
+                            "max_length": max_length})
 
 
 def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra) -> dict:
@@ -217,5 +222,6 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
                "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step, "steps": result.step,
                "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),
                "seconds": round(result.seconds, 1), "history": result.history,
-               "student": trainable.student.config.to_diff_dict(), "args": asdict(args), **extra}
+               "student": trainable.student.config.to_diff_dict(),
+               "shape": StudentShape.of_config(trainable.student.config).given(), "args": asdict(args), **extra}
     return finish_job(args.output, metrics, acc)
