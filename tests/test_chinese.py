@@ -203,10 +203,20 @@ def test_pretrained_folder_is_a_standard_bert(pretrained_dir, zh_tokenizer_dir):
     weights = load_file(str(pretrained_dir / "model.safetensors"))
     key = "bert.encoder.layer.1.output.dense.weight"
     assert torch.equal(clf.state_dict()[key], weights[key])  # the encoder is the pretrained one
+    # the folder holds the best model: its held-out loss, measured anew from the folder on the
+    # held-out texts with the job's masks, is the one metrics.json reports
+    from spikebert.data.batching import Encoded, tokenize
+    from spikebert.teachers.pretrain import EVAL_TEXTS, Masker, MaskedLM, heldout_loss, holdout_split, pretraining_texts
+
     tok = AutoTokenizer.from_pretrained(str(pretrained_dir))
-    with torch.no_grad():
-        logits = mlm(**tok(["送餐很快[MASK]味道不错"], return_tensors="pt")).logits
-    assert logits.shape[-1] == len(tok)
+    texts, _ = pretraining_texts([str(REVIEWS)], 400)
+    ids = tokenize(tok, texts, 64)
+    _, held = holdout_split(len(ids), EVAL_TEXTS, 1)
+    again = heldout_loss(MaskedLM(mlm), Encoded([ids[i] for i in held], pad_token_id=tok.pad_token_id),
+                         Masker(tok, 1), tok.pad_token_id)
+    m = json.loads((pretrained_dir / "metrics.json").read_text())
+    assert again["masked_tokens"] > 100 and again["loss"] == pytest.approx(m["heldout_loss"], rel=1e-5)
+    assert again["mlm_accuracy"] == pytest.approx(m["heldout_mlm_accuracy"], abs=1e-9)
 
 
 def test_finetune_takes_the_pretrained_teacher(pretrained_dir, data_dir, tmp_path):
@@ -214,11 +224,89 @@ def test_finetune_takes_the_pretrained_teacher(pretrained_dir, data_dir, tmp_pat
     assert run_cli(["teacher", "finetune", "--task", "chnsenti", "--teacher", pretrained_dir, "--data-dir",
                     data_dir, "--limit", "64", "--max-steps", "3", "--max-length", "64", "--output", out]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["steps"] == 3 and m["dev_examples"] == 1200 and 0.0 <= m["dev_accuracy"] <= 1.0
+    assert m["steps"] == 3 and m["dev_examples"] == 1200
+    from spikebert.data.batching import encode_examples
+    from spikebert.data.tasks import load_data
     from spikebert.folders import load_classifier
+    from spikebert.training.metrics import evaluate_dataset
 
     model, tok = load_classifier(out)
     assert model.config.num_labels == 2 and model.config.vocab_size == len(tok)
+    # the published model is the one measured: its dev accuracy, recomputed from the folder, is the
+    # reported one (a model saved at another step, or a metric over the wrong examples, would differ)
+    dev = load_data("chnsenti", "dev", data_dir)
+    again = evaluate_dataset(model, encode_examples(tok, dev.examples, 64), dev.labels)
+    assert again["n"] == 1200 and again["accuracy"] == m["dev_accuracy"]
+    assert again["macro_f1"] == pytest.approx(m["dev_macro_f1"], abs=1e-12)
+
+
+def _pretrain_split_batches(texts, tokenizer_dir, out, loss_wrapper=None, resume=False) -> dict:
+    """``pretrain_teacher`` on ``texts`` with batches of 8 split into micro-batches of at most 64
+    token slots (a review is over 8 tokens, so every batch is split, into 2 to 4 parts): 40 train
+    and 4 held-out texts, 5 steps an epoch, 2 epochs, a checkpoint every 3 steps and at epoch ends.
+    ``loss_wrapper(loss_fn) -> loss_fn`` wraps the job's loss function (to kill the run, or count)."""
+    from spikebert.teachers import pretrain
+    from spikebert.training.trainer import TrainArgs
+
+    real_fit = pretrain.fit
+
+    def fit(trainable, data, args, loss_fn, *rest, **kw):
+        return real_fit(trainable, data, args, loss_wrapper(loss_fn) if loss_wrapper else loss_fn, *rest, **kw)
+
+    args = TrainArgs(output=str(out), seed=5, epochs=2, batch_size=8, lr=2e-3, warmup=0.0, schedule="linear",
+                     save_every=3, eval_every=3, max_batch_tokens=64, resume=resume)
+    pretrain.fit = fit
+    try:
+        return pretrain.pretrain_teacher(texts, str(tokenizer_dir), args, shape=dict(layers=1, hidden=32, heads=2),
+                                         max_length=32, eval_texts=4)
+    finally:
+        pretrain.fit = real_fit
+
+
+def test_pretraining_killed_and_resumed_with_split_batches_ends_as_if_never_stopped(zh_tokenizer_dir, zh_corpora,
+                                                                                      tmp_path, one_thread):
+    """The masks are a function of (seed, text, epoch), the epoch being the one ``fit`` says. When
+    the job counted its own loss-function calls instead, the count ran ahead of the real epoch on
+    split batches (one call a micro-batch) and restarted at the checkpoint's step on resume, so a
+    resumed run masked other tokens than an uninterrupted one from then on: its weights differed.
+    Here every batch is split and the run is killed in its second epoch, after the checkpoint of
+    step 6 (the 7th step's loss is where the kill lands), then resumed: weights, held-out metrics
+    and log must be those of the uninterrupted run, bit for bit."""
+    from collections import Counter
+
+    from safetensors.torch import load_file
+
+    texts = _slice(zh_corpora[0], 44)
+    calls = Counter()
+
+    def counted(loss_fn):
+        def loss(m, batch, step, epoch):
+            calls[step] += 1
+            return loss_fn(m, batch, step, epoch)
+        return loss
+
+    def killed_at_step_7(loss_fn):
+        def loss(m, batch, step, epoch):
+            if step == 6:
+                raise KeyboardInterrupt  # as a SIGKILL would, in the middle of the 7th step
+            return loss_fn(m, batch, step, epoch)
+        return loss
+
+    full = _pretrain_split_batches(texts, zh_tokenizer_dir, tmp_path / "full", counted)
+    assert full["steps"] == 10 and sorted(calls) == list(range(10))
+    assert min(calls.values()) >= 2, f"a batch was not split into micro-batches: {calls}"
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        _pretrain_split_batches(texts, zh_tokenizer_dir, cut, killed_at_step_7)
+    assert (cut / "checkpoints" / "latest").read_text() == "step-0000006"
+    resumed = _pretrain_split_batches(texts, zh_tokenizer_dir, cut, resume=True)
+
+    for rel in ("checkpoints/step-0000010/model.safetensors", "model.safetensors"):
+        a, b = load_file(str(tmp_path / "full" / rel)), load_file(str(cut / rel))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{rel} differs after the resume"
+    for key in ("steps", "best_step", "heldout_loss", "heldout_mlm_accuracy", "history", "final_train_loss"):
+        assert resumed[key] == full[key], (key, resumed[key], full[key])
+    assert (cut / "log.jsonl").read_text() == (tmp_path / "full" / "log.jsonl").read_text()
 
 
 def test_pretrain_bad_shape_is_one_error_line(zh_tokenizer_dir, zh_corpora, tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 import json
 import shutil
+import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -12,11 +12,18 @@ from conftest import TINY_SHAPE
 TOLERANCE = 2e-3  # relative, on the logged loss after 6 steps (float sums in another order)
 
 
+def free_port() -> int:
+    """A TCP port the OS says is free now (bound to port 0, then released for the launcher)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(n: int, out, data_dir, teacher) -> dict:
     accelerate = shutil.which("accelerate")
     assert accelerate, "accelerate's launcher is not on PATH"
     cmd = [accelerate, "launch", "--cpu", "--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(29500 + n), "-m", "spikebert.cli",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "spikebert.cli",
            "distill", "task", "--task", "sst2", "--data-dir", str(data_dir), "--teacher", str(teacher),
            "--max-steps", "6", "--batch-size", "16", "--augment", "0", "--max-length", "48",
            "--output", str(out), *TINY_SHAPE]

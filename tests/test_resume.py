@@ -1,12 +1,27 @@
-"""Stage 2 survives a SIGKILL: a run killed at a random moment after a checkpoint and then
-resumed ends exactly like a run never stopped. Also: a corrupted checkpoint, a NaN loss and an
-output folder that cannot be written each end with one clear error.
+"""Stage 2 survives a SIGKILL: a run killed at a seeded moment and then resumed ends exactly like a
+run never stopped. Also: a corrupted checkpoint, a NaN loss and an output folder that cannot be
+written each end with one clear error.
 
 Checkpoints are written every ``--save-every`` steps and at every epoch end: with 32 examples in
 batches of 8 an epoch is 4 steps, and ``--save-every 3`` makes the 12-step run checkpoint at steps
-3, 4, 6, 8, 9 and 12. The kill comes at a random moment after the checkpoint of step 6 exists: the
-resume then starts in the middle of the second epoch (batches of a later epoch skipped), or from
-step 8 if the kill lands after that checkpoint, possibly while it is being written."""
+3, 4, 6, 8, 9 and 12 (and log a line every step).
+
+How the kill cannot lose a race: run B is the real command line (``spikebert distill task``) in a
+subprocess, started through a few lines of test code that, before calling the CLI's ``main``, wrap
+one trainer function so that the process stops itself with SIGSTOP at the kill moment. The parent
+waits until B is stopped (its state in ``/proc``), then kills it with SIGKILL: B cannot finish, or
+go one instruction further, before the kill, however slow or loaded the machine. The moment is
+drawn from every moment there is, with a seeded generator (``SPIKEBERT_TEST_KILL_SEED``, default 3):
+
+- ``log line N``: just after the log line of step N (before step N's checkpoint, if it has one):
+  the log holds lines the resume must drop, and the resume may start mid-epoch or from nothing;
+- ``checkpoint N``: just after the checkpoint of step N is complete;
+- ``checkpoint weights N``: while the checkpoint of step N is being written (its weights are in a
+  temporary folder, ``latest`` still names the one before).
+
+The default seed kills after the log line of step 8: the resume starts from the checkpoint of step
+6, in the middle of the second epoch, and drops the lines of steps 7 and 8.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +32,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,12 +44,56 @@ from conftest import CLI, TINY_SHAPE, assert_one_error_line, run_cli
 
 LIMIT, BATCH, TOTAL, SAVE_EVERY = 32, 8, 12, 3
 STEPS_PER_EPOCH = LIMIT // BATCH
-CHECKPOINT_STEPS = {s for s in range(1, TOTAL + 1) if s % SAVE_EVERY == 0 or s % STEPS_PER_EPOCH == 0}
-KILL_AFTER = 6  # mid-epoch, second epoch
+CHECKPOINT_STEPS = sorted(s for s in range(1, TOTAL + 1) if s % SAVE_EVERY == 0 or s % STEPS_PER_EPOCH == 0)
 STAGE2 = ["distill", "task", "--task", "sst2", "--limit", str(LIMIT), "--batch-size", str(BATCH),
           "--max-steps", str(TOTAL), "--epochs", str(TOTAL // STEPS_PER_EPOCH), "--save-every", str(SAVE_EVERY),
           "--augment", "0", "--max-length", "48", *TINY_SHAPE]
 TIMEOUT = 600
+KILL_SEED = int(os.environ.get("SPIKEBERT_TEST_KILL_SEED", "3"))
+
+
+def kill_moments() -> list[tuple[str, int, int]]:
+    """Every moment B can be killed at: (what, step, the step a resume starts from)."""
+    before = lambda s: max([c for c in CHECKPOINT_STEPS if c < s], default=0)  # noqa: E731
+    return ([("log line", s, before(s)) for s in range(1, TOTAL + 1)]
+            + [("checkpoint", c, c) for c in CHECKPOINT_STEPS if c < TOTAL]
+            + [("checkpoint weights", c, before(c)) for c in CHECKPOINT_STEPS])
+
+
+KILL_AT = random.Random(KILL_SEED).choice(kill_moments())
+
+# the command line, stopping itself (SIGSTOP) at the moment given as its first argument
+STOPPING_CLI = [sys.executable, "-c", r"""
+import os, signal, sys
+from pathlib import Path
+from spikebert.training import checkpoint, trainer
+
+what, at = sys.argv[1].rsplit(" ", 1)
+at = int(at)
+
+def freeze():
+    os.kill(os.getpid(), signal.SIGSTOP)  # the test kills the process while it is stopped here
+
+def after(owner, name, stop_if):
+    real = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if stop_if(*args, **kwargs):
+            freeze()
+        return out
+    setattr(owner, name, wrapper)
+
+if what == "log line":
+    after(trainer.JsonlLog, "write", lambda log, **record: "loss" in record and record["step"] == at)
+elif what == "checkpoint":
+    after(trainer, "save_checkpoint", lambda folder, step, *rest, **kw: step == at)
+elif what == "checkpoint weights":
+    after(checkpoint, "save_state_dict", lambda state, path: Path(path).parent.name.startswith(f".step-{at:07d}."))
+else:
+    raise SystemExit(f"unknown kill moment {sys.argv[1]!r}")
+from spikebert.cli import main
+sys.exit(main(sys.argv[2:]))
+"""]
 
 
 def _env(data_dir):
@@ -42,9 +102,9 @@ def _env(data_dir):
             "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
 
-def _start(args, env, log: Path):
+def _start(cmd, env, log: Path):
     fh = open(log, "w")
-    return subprocess.Popen(CLI + [str(a) for a in args], stdout=fh, stderr=subprocess.STDOUT, env=env), fh
+    return subprocess.Popen([str(a) for a in cmd], stdout=fh, stderr=subprocess.STDOUT, env=env), fh
 
 
 def _step_of(ckpt: Path) -> int:
@@ -73,55 +133,51 @@ def _records(folder: Path) -> list[dict]:
     return [json.loads(ln) for ln in (folder / "log.jsonl").read_text().splitlines() if ln.strip()]
 
 
+def _wait_until_stopped(proc, log: Path):
+    """Block until ``proc`` has stopped itself (state T in /proc); fail if it ended instead."""
+    deadline = time.time() + TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"run B ended ({proc.returncode}) without reaching the kill moment {KILL_AT[:2]} "
+                        f"(did the trainer function the test wraps move?):\n{log.read_text()[-3000:]}")
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return
+        if time.time() > deadline:
+            pytest.fail(f"run B did not reach the kill moment {KILL_AT[:2]} in {TIMEOUT} s")
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
-    """Run A uninterrupted; run B killed with SIGKILL at a random moment after its step-6 checkpoint,
-    then resumed with --resume. Both as separate processes, A and B side by side, on the first SST-2
-    sentences (the mini data folder: 48 dev sentences keep the evaluation at each epoch end short)."""
+    """Run A uninterrupted; run B killed with SIGKILL at the seeded moment, then resumed with
+    --resume. Both as separate processes, A and B side by side, on the first SST-2 sentences (the
+    mini data folder: 48 dev sentences keep the evaluation at each epoch end short)."""
     root = tmp_path_factory.mktemp("resume")
     env = _env(mini_sst2_dir)
     a_dir, b_dir = root / "A", root / "B"
     base = STAGE2 + ["--teacher", str(tiny_teacher)]
-    a, a_log = _start(base + ["--output", a_dir], env, root / "A.log")
-    b, b_log = _start(base + ["--output", b_dir], env, root / "B.log")
+    what, at, _ = KILL_AT
+    print(f"kill moment (seed {KILL_SEED}): {what} {at}")
+    a, a_log = _start(CLI + base + ["--output", a_dir], env, root / "A.log")
+    b, b_log = _start(STOPPING_CLI + [f"{what} {at}"] + base + ["--output", b_dir], env, root / "B.log")
     info = {"a_dir": a_dir, "b_dir": b_dir, "root": root}
-    t0, timing = time.time(), {}
-    info["timing"] = timing
     try:
-        deadline = time.time() + TIMEOUT
-        while (latest := _latest(b_dir)) is None or _step_of(latest) < KILL_AFTER:
-            if b.poll() is not None:
-                pytest.fail(f"run B ended ({b.returncode}) before its checkpoint of step {KILL_AFTER}:\n"
-                            f"{(root / 'B.log').read_text()[-3000:]}")
-            if time.time() > deadline:
-                pytest.fail(f"run B wrote no checkpoint of step {KILL_AFTER} in time")
-            time.sleep(0.02)
-        timing["checkpoint to kill after"] = time.time() - t0
-        # the test process's `random` is seeded by the training it ran in-process: a fresh generator
-        delay = float(os.environ.get("SPIKEBERT_TEST_KILL_DELAY", random.Random().uniform(0.0, 1.0)))
-        info["delay"] = delay
-        time.sleep(delay)
-        still_running = b.poll() is None
+        _wait_until_stopped(b, root / "B.log")
         os.kill(b.pid, signal.SIGKILL)
         b.wait()
-        info["killed_running"] = still_running
+        b_log.close()
+        info["b_rc"] = b.returncode
         # the folder as the kill left it (the resumed run replaces its checkpoints)
         snapshot = root / "B-at-kill"
         shutil.copytree(b_dir, snapshot)
         info["at_kill"] = snapshot
-        b_log.close()
-        timing["killed"] = time.time() - t0
-        print(f"run B killed {delay:.2f}s after its checkpoint of step {KILL_AFTER}; latest then: {_latest(snapshot)}")
-
         resumed = subprocess.run(CLI + [str(x) for x in base + ["--output", b_dir, "--resume"]], env=env,
                                  capture_output=True, text=True, timeout=TIMEOUT)
         info["resumed"] = resumed
-        timing["resumed run done"] = time.time() - t0
         a.wait(timeout=TIMEOUT)
         a_log.close()
-        timing["run A done"] = time.time() - t0
         info["a_rc"], info["a_log"] = a.returncode, (root / "A.log").read_text()
-        print("timing (s):", {k: round(v, 1) for k, v in timing.items()})
     finally:
         for p in (a, b):
             if p.poll() is None:
@@ -131,26 +187,34 @@ def runs(tiny_teacher, mini_sst2_dir, tmp_path_factory):
 
 
 def test_killed_run_leaves_a_complete_checkpoint(runs):
-    assert runs["killed_running"], (f"run B had finished before the kill ({runs['delay']:.2f}s after its "
-                                    f"checkpoint of step {KILL_AFTER}): the test did not interrupt anything")
-    ckpt = _latest(runs["at_kill"])
-    assert ckpt is not None and ckpt.is_dir(), f"checkpoints/latest names {ckpt}, which does not exist"
-    assert _step_of(ckpt) in CHECKPOINT_STEPS and KILL_AFTER <= _step_of(ckpt) < TOTAL, ckpt
-    # no other complete checkpoint is left behind (older ones are removed once latest moves on)
-    done = sorted(p.name for p in ckpt.parent.glob("step-*") if p.is_dir())
-    assert done[-1] == ckpt.name, done
-    assert (ckpt / "model.safetensors").is_file() and (ckpt / "trainer_state.pt").is_file()
-    # the files the latest marker names are whole (this reads them the way --resume does)
-    assert _tensors(ckpt / "model.safetensors")
-    state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
-    assert state["step"] == _step_of(ckpt)
+    what, at, resume_from = KILL_AT
+    assert runs["b_rc"] == -signal.SIGKILL, f"run B ended with {runs['b_rc']}, not by the SIGKILL"
+    ckpt, root = _latest(runs["at_kill"]), runs["at_kill"] / "checkpoints"
+    if resume_from == 0:
+        assert ckpt is None and not list(root.glob("step-*")), f"{what} {at}: a checkpoint before the first one?"
+    else:
+        assert ckpt == root / f"step-{resume_from:07d}", f"{what} {at}: checkpoints/latest names {ckpt}"
+        # no other complete checkpoint is left behind (older ones are removed once latest moves on)
+        assert sorted(p.name for p in root.glob("step-*") if p.is_dir()) == [ckpt.name]
+        # the files the latest marker names are whole (this reads them the way --resume does)
+        final = _tensors(runs["a_dir"] / "checkpoints" / f"step-{TOTAL:07d}" / "model.safetensors")
+        weights = _tensors(ckpt / "model.safetensors")
+        assert weights.keys() == final.keys() and all(torch.isfinite(t).all() for t in weights.values())
+        assert torch.load(ckpt / "trainer_state.pt", weights_only=True)["step"] == resume_from
+    if what == "checkpoint weights":  # the checkpoint being written: weights in a temporary folder only
+        partial = list(root.glob(f".step-{at:07d}.*"))
+        assert len(partial) == 1 and [f.name for f in partial[0].iterdir()] == ["model.safetensors"], partial
+    if what == "log line":  # the log goes past the checkpoint: the resume must drop those lines
+        assert max(r["step"] for r in _records(runs["at_kill"]) if "loss" in r) == at > resume_from
 
 
 def test_resumed_run_equals_uninterrupted_run(runs):
     resumed, a_dir, b_dir = runs["resumed"], runs["a_dir"], runs["b_dir"]
     assert runs["a_rc"] == 0, runs["a_log"][-3000:]
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
-    assert "resumed from" in resumed.stdout, resumed.stdout[-2000:]
+    resume_from = KILL_AT[2]
+    said = f"(step {resume_from} of {TOTAL})" if resume_from else "starting from the beginning"
+    assert said in resumed.stdout, resumed.stdout[-2000:]
 
     ma = json.loads((a_dir / "metrics.json").read_text())
     mb = json.loads((b_dir / "metrics.json").read_text())
@@ -226,7 +290,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(tiny_teacher, t
     ckpt = _latest(out)
     assert ckpt is not None and _step_of(ckpt) == step - 1, f"latest checkpoint {ckpt} after a NaN at step {step}"
     assert str(ckpt) in line, f"the error does not name the last checkpoint {ckpt}: {line}"
-    assert _tensors(ckpt / "model.safetensors")
+    # the checkpoint kept is the state before the blow-up: every weight finite
+    assert all(torch.isfinite(t).all() for t in _tensors(ckpt / "model.safetensors").values())
     assert torch.load(ckpt / "trainer_state.pt", weights_only=True)["step"] == step - 1
     assert not (out / "metrics.json").exists(), "a stopped run must not look finished (metrics.json)"
 

@@ -1,8 +1,10 @@
 """The one training loop every command uses (teacher fine-tuning and pre-training, both
 distillation stages, direct training), on Hugging Face ``accelerate``.
 
-Read it top to bottom: set up → (resume) → for each epoch, for each batch: loss, backward, step,
-log, checkpoint; evaluate on dev at each epoch end and keep the best; publish the best model.
+Read :func:`fit` top to bottom: set up → resume → for each batch (epoch after epoch): one train
+step (micro-batches, accumulated gradients, the NaN check), log, fit the schedule to the time, the
+stop reason; evaluate on dev at each epoch end (and every ``eval_every`` steps) and keep the best,
+checkpoint; at the end, publish the last model when there is no dev evaluation.
 
 - ``accelerate launch`` / ``torchrun`` with N processes shard the batches, synchronise gradients
   (DDP) and gather dev predictions from every shard; only the main process writes files.
@@ -12,7 +14,8 @@ log, checkpoint; evaluate on dev at each epoch end and keep the best; publish th
   epoch, and the resumed epoch skips the batches already seen).
 - A loss that is NaN or infinite stops the run, naming the step; the last checkpoint stays.
 - A run bounded by ``max_minutes`` fits its learning-rate schedule to the time: the decay ends
-  at the step the budget is expected to run out at, measured as the run goes.
+  at the step the budget is expected to run out at, measured as the run goes. Time comes only
+  from ``fit``'s ``clock`` (``time.monotonic`` unless a test gives another).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ import torch
 from tqdm.auto import tqdm
 
 from spikebert.data.batching import Encoded, make_loader
-from spikebert.training.checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                         set_rng_state)
 from spikebert.errors import SpikeBertError
+from spikebert.training.checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state,
+                                           save_checkpoint, set_rng_state)
 
 
 @dataclass
@@ -144,6 +147,8 @@ class Schedule:
     def fit_to_budget(self, step: int, planned: int, seconds: float, budget: float):
         """After ``step`` steps in ``seconds`` (evaluations included), end at the step the
         ``budget`` (seconds) is expected to last to, never beyond the ``planned`` steps."""
+        if seconds <= 0:  # a clock that has not moved tells nothing yet
+            return
         expected = step + int((budget - seconds) * step / seconds)
         self.horizon = max(step + 1, min(planned, expected))
 
@@ -164,159 +169,245 @@ def _honour_new_lr(optimizer, scheduler, lr: float, verbose: bool):
         print(f"--lr {lr:g} replaces the checkpoint's {old:g}; the schedule goes on from where it stopped")
 
 
+@dataclass
+class Run:
+    """Everything the steps of one :func:`fit` share: the prepared objects and the counters a
+    checkpoint saves (``step``, ``elapsed``, best score, dev history)."""
+
+    args: TrainArgs
+    acc: object
+    out: Path
+    log: JsonlLog
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loader: object  # the prepared loader; ``sampler`` is its batch sampler (the epoch's order)
+    sampler: object
+    schedule: Schedule
+    total: int  # the planned steps
+    steps_per_epoch: int
+    clock: Callable[[], float]
+    step: int = 0
+    elapsed: float = 0.0  # seconds spent before this process started (a resumed run's earlier part)
+    started: float = 0.0  # the clock when this process began training
+    best_score: float | None = None
+    best_step: int | None = None
+    history: list = field(default_factory=list)
+    bar: object = None
+
+    def seconds(self) -> float:
+        """Seconds of training so far, the killed runs before a resume included."""
+        return self.elapsed + self.clock() - self.started
+
+
 def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         loss_fn: Callable[[torch.nn.Module, dict, int, int], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module, object], dict] | None = None,
         on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-        accelerator=None, desc: str = "train") -> FitResult:
+        accelerator=None, desc: str = "train", clock: Callable[[], float] = time.monotonic) -> FitResult:
     """Train ``trainable`` on ``train_set``.
 
     ``loss_fn(model, batch, step, epoch) -> (loss, {term: value})`` computes the loss of one
     (micro-)batch (``model`` is the prepared, possibly DDP-wrapped module; ``step`` the optimiser
-    steps done before this one, ``epoch`` the 0-based epoch the batch belongs to). ``evaluate(model, accelerator) -> metrics`` with
-    a ``"score"`` key runs on dev; ``on_best(unwrapped_model, metrics)`` saves the best model
-    (main process). Without ``evaluate`` the last model counts as best.
+    steps done before this one, ``epoch`` the 0-based epoch the batch belongs to).
+    ``evaluate(model, accelerator) -> metrics`` with a ``"score"`` key runs on dev;
+    ``on_best(unwrapped_model, metrics)`` saves the best model (main process). Without ``evaluate``
+    the last model counts as best. ``clock() -> seconds`` is the only source of time (the
+    ``max_minutes`` budget, the seconds reported and saved).
     """
+    run = set_up(trainable, train_set, args, accelerator, clock)
+    if args.resume:
+        resume(run)
+    run.started = clock()
+    run.bar = tqdm(total=run.schedule.horizon, initial=run.step, desc=desc, disable=not run.acc.is_main_process,
+                   dynamic_ncols=True)
+    run.model.train()
+    batches = epoch_batches(run)
+    stop = stop_reason(run, run.seconds())  # a resumed run may be done already
+    while stop is None:
+        epoch, batch = next(batches)
+        loss, terms = train_step(run, batch, loss_fn, epoch)
+        log_step(run, loss, terms)
+        spent = run.seconds()
+        fit_to_time(run, spent)
+        stop = stop_reason(run, spent)
+        epoch_end = run.step % run.steps_per_epoch == 0
+        if epoch_end or stop or (args.eval_every and run.step % args.eval_every == 0):
+            run_evaluation(run, evaluate, on_best)
+        if epoch_end or stop or run.step % args.save_every == 0:
+            checkpoint(run)
+    run.bar.close()
+    if evaluate is None and on_best is not None and run.acc.is_main_process:
+        on_best(run.acc.unwrap_model(run.model), {})
+        run.best_step = run.step
+    return FitResult(run.step, run.best_score, run.best_step, run.history, run.seconds(), stop)
+
+
+def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock) -> Run:
+    """The accelerator, the output folder (checked), the batches, the planned steps, AdamW and the
+    learning-rate schedule, all prepared by ``accelerate``."""
     acc = accelerator or make_accelerator(args.seed)
     out = Path(args.output)
     if acc.is_main_process:
         check_output_dir(out, need_bytes=3 * sum(p.numel() * 4 for p in trainable.parameters()))
-    log = JsonlLog(out / "log.jsonl", acc.is_main_process)
-
     if args.batch_size % acc.num_processes:
         raise SpikeBertError(f"--batch-size {args.batch_size} must be a multiple of the {acc.num_processes} processes")
     loader = make_loader(train_set, args.batch_size, shuffle=True, seed=args.seed)
-    sampler = loader.batch_sampler
-    steps_per_epoch = len(sampler)
+    steps_per_epoch = len(loader.batch_sampler)
     by_epochs = max(1, math.ceil(args.epochs * steps_per_epoch)) if args.epochs else None
     total = min(x for x in (args.max_steps, by_epochs) if x) if (args.max_steps or by_epochs) else steps_per_epoch
-    log_every = max(1, min(10, total // 50))
-
-    params = [p for p in trainable.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    optimizer = adamw(trainable, args)
     schedule = Schedule(args.schedule, args.warmup, total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer, prepared_loader, scheduler = acc.prepare(trainable, optimizer, loader, scheduler)
+    return Run(args, acc, out, JsonlLog(out / "log.jsonl", acc.is_main_process), model, optimizer, scheduler,
+               prepared_loader, loader.batch_sampler, schedule, total, steps_per_epoch, clock)
 
-    step, best_score, best_step, history, elapsed = 0, None, None, [], 0.0
-    if args.resume:
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            if acc.is_main_process:
-                print(f"no checkpoint in {out}/checkpoints: starting from the beginning")
-        else:
-            state = load_checkpoint(ckpt, acc.unwrap_model(model))
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            _honour_new_lr(optimizer, scheduler, args.lr, acc.is_main_process)
-            step, elapsed = int(state["step"]), float(state["elapsed"])
-            best_score, best_step = state.get("best_score"), state.get("best_step")
-            history = json.loads(state.get("history", "[]"))
-            set_rng_state(state["rng"])
-            if args.max_minutes is None:  # no budget now: the schedule runs to the planned end
-                schedule.horizon = total
-            log.truncate_after(step)
-            if acc.is_main_process:
-                print(f"resumed from {ckpt} (step {step} of {total})")
 
-    def checkpoint():
-        acc.wait_for_everyone()
+def adamw(trainable: torch.nn.Module, args: TrainArgs) -> torch.optim.AdamW:
+    """AdamW over the trainable weights; biases and norms (1-d) without weight decay."""
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=args.lr)
+
+
+def resume(run: Run):
+    """Restore the newest checkpoint: weights, optimiser, scheduler (with its horizon), counters, RNG
+    states; drop the log lines the killed run wrote after it. No checkpoint: start afresh."""
+    acc, ckpt = run.acc, latest_checkpoint(run.out)
+    if ckpt is None:
+        run.log.truncate_after(0)  # a run killed before its first checkpoint starts over
         if acc.is_main_process:
-            save_checkpoint(out, step, acc.unwrap_model(model), {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "elapsed": elapsed + time.time() - t0, "best_score": best_score, "best_step": best_step,
-                "history": json.dumps(history), "rng": rng_state()})
-        acc.wait_for_everyone()
+            print(f"no checkpoint in {run.out}/checkpoints: starting from the beginning")
+        return
+    state = load_checkpoint(ckpt, acc.unwrap_model(run.model))
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    _honour_new_lr(run.optimizer, run.scheduler, run.args.lr, acc.is_main_process)
+    run.step, run.elapsed = int(state["step"]), float(state["elapsed"])
+    run.best_score, run.best_step = state.get("best_score"), state.get("best_step")
+    run.history = json.loads(state.get("history", "[]"))
+    set_rng_state(state["rng"])
+    if run.args.max_minutes is None:  # no budget now: the schedule runs to the planned end
+        run.schedule.horizon = run.total
+    run.log.truncate_after(run.step)
+    if acc.is_main_process:
+        print(f"resumed from {ckpt} (step {run.step} of {run.total})")
 
-    def run_eval(epoch):
-        nonlocal best_score, best_step
-        if evaluate is None:
-            return
-        metrics = evaluate(model, acc)
-        record = {"step": step, "epoch": epoch, **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
-        history.append(record)
-        log.write(**record)
-        if best_score is None or metrics["score"] > best_score:
-            best_score, best_step = metrics["score"], step
-            if on_best is not None and acc.is_main_process:
-                on_best(acc.unwrap_model(model), metrics)
-        if acc.is_main_process:
-            # an evaluation whose score is not an accuracy describes itself in "text"
-            text = metrics.get("text") or f"{metrics['score'] * 100:.2f}%"
-            best = "this step" if best_step == step else f"step {best_step}"
-            tqdm.write(f"step {step}: dev {text} (best: {best})")
 
-    t0 = time.time()
-    stopped_by = "epochs"
-    bar = tqdm(total=schedule.horizon, initial=step, desc=desc, disable=not acc.is_main_process, dynamic_ncols=True)
-    model.train()
-    while step < schedule.horizon:
-        epoch, skip = divmod(step, steps_per_epoch)
+def epoch_batches(run: Run):
+    """``(epoch, batch)`` from the run's step on, epoch after epoch. An epoch's order is a function of
+    (seed, epoch); a resumed epoch skips the batches already seen."""
+    while True:
+        epoch, skip = divmod(run.step, run.steps_per_epoch)
         # accelerate's loader re-sets the sampler's epoch to its own counter when iterated, and that
         # counter only advances on an exhausted loader: keep both at the true epoch
-        prepared_loader.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        batches = acc.skip_first_batches(prepared_loader, skip) if skip else prepared_loader
-        for batch in batches:
-            parts = micro_batches(batch, args.max_batch_tokens)
-            rows = batch["input_ids"].shape[0]
-            loss, terms = 0.0, {}
-            for i, part in enumerate(parts):
-                share = part["input_ids"].shape[0] / rows
-                # gradients are synchronised across processes once, on the last micro-batch
-                with (acc.no_sync(model) if i < len(parts) - 1 else nullcontext()):
-                    part_loss, part_terms = loss_fn(model, part, step, epoch)
-                    if not torch.isfinite(part_loss):
-                        bar.close()  # the error line must not be glued to the progress bar
-                        last = latest_checkpoint(out)
-                        raise SpikeBertError(f"the loss became {part_loss.item()} at step {step + 1}; stopped. "
-                                             f"The last checkpoint, {last or '(none yet)'}, is kept; "
-                                             "go on from it with --resume and a lower --lr")
-                    acc.backward(part_loss * share)
-                loss = loss + part_loss.detach() * share
-                for k, v in part_terms.items():
-                    terms[k] = terms.get(k, 0.0) + v.detach() * share
-            loss = torch.as_tensor(loss)
-            if args.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
-            if step % log_every == 0 or step == 1:
-                # the mean over processes: each process saw 1/N of the batch
-                logged = {"loss": loss.detach(), **{k: v.detach().float() for k, v in terms.items()}}
-                if acc.num_processes > 1:
-                    logged = {k: acc.reduce(v.reshape(()).clone(), reduction="mean") for k, v in logged.items()}
-                logged = {k: float(v) for k, v in logged.items()}
-                bar.set_postfix(loss=f"{logged['loss']:.4f}")
-                log.write(step=step, epoch=step / steps_per_epoch, lr=scheduler.get_last_lr()[0], **logged)
-            epoch_end = step % steps_per_epoch == 0
-            spent = elapsed + time.time() - t0
-            if args.max_minutes is not None and step >= 10:  # the decay ends when the time does
-                schedule.fit_to_budget(step, total, spent, args.max_minutes * 60)
-                bar.total = schedule.horizon
-            end = step >= schedule.horizon
-            over_time = args.max_minutes is not None and (spent / 60 >= args.max_minutes or (end and step < total))
-            if epoch_end or end or (args.eval_every and step % args.eval_every == 0) or over_time:
-                run_eval(step / steps_per_epoch)
-            if step % args.save_every == 0 or epoch_end or end or over_time:
-                checkpoint()
-            if over_time:
-                stopped_by = "max_minutes"
-                break
-            if end or epoch_end:
-                break
-        if stopped_by == "max_minutes":
-            break
-    bar.close()
-    if evaluate is None and on_best is not None and acc.is_main_process:
-        on_best(acc.unwrap_model(model), {})
-        best_step = step
-    if step >= (args.max_steps or 10**12):
-        stopped_by = "max_steps"
-    return FitResult(step, best_score, best_step, history, elapsed + time.time() - t0, stopped_by)
+        run.loader.set_epoch(epoch)
+        run.sampler.set_epoch(epoch)
+        for batch in run.acc.skip_first_batches(run.loader, skip) if skip else run.loader:
+            yield epoch, batch
+
+
+def train_step(run: Run, batch: dict, loss_fn, epoch: int) -> tuple[torch.Tensor, dict]:
+    """One optimiser step over ``batch``, run as micro-batches with accumulated gradients. Returns the
+    batch's loss and loss terms (each micro-batch weighted by its share of the rows)."""
+    acc, model = run.acc, run.model
+    parts = micro_batches(batch, run.args.max_batch_tokens)
+    rows = batch["input_ids"].shape[0]
+    loss, terms = 0.0, {}
+    for i, part in enumerate(parts):
+        share = part["input_ids"].shape[0] / rows
+        # gradients are synchronised across processes once, on the last micro-batch
+        with (acc.no_sync(model) if i < len(parts) - 1 else nullcontext()):
+            part_loss, part_terms = loss_fn(model, part, run.step, epoch)
+            check_finite(run, part_loss)
+            acc.backward(part_loss * share)
+        loss = loss + part_loss.detach() * share
+        for k, v in part_terms.items():
+            terms[k] = terms.get(k, 0.0) + v.detach() * share
+    if run.args.max_grad_norm:
+        acc.clip_grad_norm_(model.parameters(), run.args.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.bar.update(1)
+    return torch.as_tensor(loss), terms
+
+
+def check_finite(run: Run, loss: torch.Tensor):
+    """A NaN or infinite loss stops the run, naming the step and the checkpoint kept."""
+    if torch.isfinite(loss):
+        return
+    run.bar.close()  # the error line must not be glued to the progress bar
+    last = latest_checkpoint(run.out)
+    raise SpikeBertError(f"the loss became {loss.item()} at step {run.step + 1}; stopped. "
+                         f"The last checkpoint, {last or '(none yet)'}, is kept; "
+                         "go on from it with --resume and a lower --lr")
+
+
+def log_step(run: Run, loss: torch.Tensor, terms: dict):
+    """Every ``log_every`` steps (and the first): the loss, its terms and the learning rate, to
+    ``log.jsonl`` and the progress bar; the mean over processes (each saw 1/N of the batch)."""
+    log_every = max(1, min(10, run.total // 50))
+    if run.step % log_every and run.step != 1:
+        return
+    logged = {"loss": loss.detach(), **{k: v.detach().float() for k, v in terms.items()}}
+    if run.acc.num_processes > 1:
+        logged = {k: run.acc.reduce(v.reshape(()).clone(), reduction="mean") for k, v in logged.items()}
+    logged = {k: float(v) for k, v in logged.items()}
+    run.bar.set_postfix(loss=f"{logged['loss']:.4f}")
+    run.log.write(step=run.step, epoch=run.step / run.steps_per_epoch, lr=run.scheduler.get_last_lr()[0], **logged)
+
+
+def fit_to_time(run: Run, spent: float):
+    """With a ``max_minutes`` budget, from step 10 on: the decay ends when the time is expected to."""
+    if run.args.max_minutes is None or run.step < 10:
+        return
+    run.schedule.fit_to_budget(run.step, run.total, spent, run.args.max_minutes * 60)
+    run.bar.total = run.schedule.horizon
+
+
+def stop_reason(run: Run, spent: float) -> str | None:
+    """Why the run stops after its current step, or None to go on: ``max_steps`` reached; the
+    ``max_minutes`` budget spent (or the schedule fitted to it ended before the planned steps);
+    the planned epochs done."""
+    args, end = run.args, run.step >= run.schedule.horizon
+    if args.max_steps and run.step >= args.max_steps:
+        return "max_steps"
+    if args.max_minutes is not None and (spent / 60 >= args.max_minutes or (end and run.step < run.total)):
+        return "max_minutes"
+    return "epochs" if end else None
+
+
+def run_evaluation(run: Run, evaluate, on_best):
+    """Evaluate on dev, log it, and publish the model when it is the best so far."""
+    if evaluate is None:
+        return
+    acc, step = run.acc, run.step
+    metrics = evaluate(run.model, acc)
+    record = {"step": step, "epoch": step / run.steps_per_epoch,
+              **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    run.history.append(record)
+    run.log.write(**record)
+    if run.best_score is None or metrics["score"] > run.best_score:
+        run.best_score, run.best_step = metrics["score"], step
+        if on_best is not None and acc.is_main_process:
+            on_best(acc.unwrap_model(run.model), metrics)
+    if acc.is_main_process:
+        # an evaluation whose score is not an accuracy describes itself in "text"
+        text = metrics.get("text") or f"{metrics['score'] * 100:.2f}%"
+        best = "this step" if run.best_step == step else f"step {run.best_step}"
+        tqdm.write(f"step {step}: dev {text} (best: {best})")
+
+
+def checkpoint(run: Run):
+    """Save the training state atomically (main process; the others wait)."""
+    acc = run.acc
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        save_checkpoint(run.out, run.step, acc.unwrap_model(run.model), {
+            "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "step": run.step,
+            "elapsed": run.seconds(), "best_score": run.best_score, "best_step": run.best_step,
+            "history": json.dumps(run.history), "rng": rng_state()})
+    acc.wait_for_everyone()
