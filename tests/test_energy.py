@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,6 @@ import torch
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from spikebert.analysis.energy import E_MAC_PJ, AnnShape, ann_ops, measure
 
-DATA = Path(os.environ.get("SPIKEBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 TEXTS = ["a gorgeous , witty , seductive movie .", "dull .",
          "the film is strictly routine , but the performances are as good as they get ."]
 
@@ -253,9 +250,8 @@ def run(capsys, *args):
     return code, out, err
 
 
-@pytest.mark.skipif(not (DATA / "sst2" / "dev.txt").exists(), reason="no SST-2 data")
-def test_energy_command_json(snn_dir, capsys):
-    code, out, err = run(capsys, "energy", "--model", str(snn_dir), "--task", "sst2", "--data-dir", str(DATA),
+def test_energy_command_json(snn_dir, data_dir, capsys):
+    code, out, err = run(capsys, "energy", "--model", str(snn_dir), "--task", "sst2", "--data-dir", str(data_dir),
                          "--limit", "12", "--batch-size", "4", "--json")
     assert code == 0, err
     report = json.loads(out)  # exactly one JSON object on stdout

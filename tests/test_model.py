@@ -91,7 +91,7 @@ def test_student_starts_from_the_teachers_word_and_position_embeddings():
     from transformers import AutoModel
 
     from spikebert.distill.losses import student_config, teacher_position_embeddings, teacher_word_embeddings
-    from spikebert.folders import resolve_teacher
+    from spikebert.teachers.loading import resolve_teacher
 
     teacher = AutoModel.from_pretrained(resolve_teacher(None))
     words, positions = teacher_word_embeddings(teacher), teacher_position_embeddings(teacher)

@@ -36,7 +36,6 @@ def is_spikebert(x) -> bool:
     return getattr(config, "model_type", None) == SpikeBertConfig.model_type
 
 
-is_snn = is_spikebert  # the older name
 
 
 def __getattr__(name: str):

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from spikebert.errors import SpikeBertError
-from spikebert.folders import is_snn
+from spikebert.folders import is_spikebert
 
 
 @torch.no_grad()
 def capture_spikes(model, tokenizer, text: str, max_length: int = 128):
     """The tokens of ``text`` and every neuron group's spikes on it: ``{name: uint8 [T, L, D]}``."""
-    if not is_snn(model):
+    if not is_spikebert(model):
         raise SpikeBertError(f"a {model.config.model_type} model has no spiking neurons; "
                              "inspect needs a SpikeBERT model")
     if not text or not text.strip():

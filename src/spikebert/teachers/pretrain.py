@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikebert.data.batching import Collator, Encoded, tokenize
+from spikebert.data.batching import Collator, Encoded, pad_id, tokenize
 from spikebert.training.checkpoint import publish_model
 from spikebert.errors import SpikeBertError
 from spikebert.training.plots import finish_job
@@ -216,16 +216,16 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
     if not 8 <= max_length <= 512:
         raise SpikeBertError(f"--max-length must be between 8 and 512, not {max_length}")
     acc = make_accelerator(args.seed)  # seeds torch: the initial weights are a function of --seed
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    config = bert_config(len(tokenizer), pad_id, **{k: v for k, v in (shape or {}).items() if v is not None})
+    pad = pad_id(tokenizer)
+    config = bert_config(len(tokenizer), pad, **{k: v for k, v in (shape or {}).items() if v is not None})
     model = BertForMaskedLM(config)
     trainable = MaskedLM(model)
     masker = Masker(tokenizer, args.seed)
 
     ids = tokenize(tokenizer, texts, max_length)
     train_idx, held_idx = holdout_split(len(ids), eval_texts, args.seed)
-    train_set = Encoded([ids[i] for i in train_idx], pad_token_id=pad_id)
-    held_set = Encoded([ids[i] for i in held_idx], pad_token_id=pad_id)
+    train_set = Encoded([ids[i] for i in train_idx], pad_token_id=pad)
+    held_set = Encoded([ids[i] for i in held_idx], pad_token_id=pad)
 
     def loss_fn(m, batch, step, epoch):
         # the masks are a function of (seed, text, epoch): the same in a resumed run, and the same
@@ -238,10 +238,10 @@ def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shap
     evaluate = None
     start = None
     if held_set.input_ids:
-        start = heldout_loss(trainable, held_set, masker, pad_id, device=acc.device)
+        start = heldout_loss(trainable, held_set, masker, pad, device=acc.device)
 
         def evaluate(m, accelerator):
-            return heldout_loss(accelerator.unwrap_model(m), held_set, masker, pad_id, device=accelerator.device)
+            return heldout_loss(accelerator.unwrap_model(m), held_set, masker, pad, device=accelerator.device)
 
     best: dict = {}
     extra = {"vocab.txt": vocab_text(tokenizer)}

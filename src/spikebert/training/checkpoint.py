@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from spikebert.errors import SpikeBertError
+from spikebert.errors import SpikeBertError, first_line
 
 
 def atomic_write_bytes(path: Path, data: bytes):
@@ -155,7 +155,7 @@ def load_checkpoint(path: Path, trainable: torch.nn.Module) -> dict:
         state = load_file(str(path / "model.safetensors"))
         train_state = torch.load(path / "trainer_state.pt", weights_only=True)
     except Exception as e:
-        raise SpikeBertError(f"{path}: checkpoint cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise SpikeBertError(f"{path}: checkpoint cannot be read ({first_line(e)})") from None
     missing = set(trainable.state_dict()) ^ set(state)
     if missing:
         raise SpikeBertError(f"{path}: checkpoint does not match this run's model ({sorted(missing)[0]}); "

@@ -46,10 +46,14 @@ def plot_log(folder, name: str = "training.png") -> Path | None:
 
 def finish_job(output, metrics: dict, accelerator=None) -> dict:
     """The end of every training job: ``metrics.json`` (atomically; its presence marks the job
-    finished) and ``training.png``, written once, by the main process. Returns ``metrics``."""
+    finished), ``training.png`` and, in a model folder, its model card ``README.md``; written
+    once, by the main process. Returns ``metrics``."""
+    from spikebert.card import write_model_card
     from spikebert.training.checkpoint import write_json
 
     if accelerator is None or accelerator.is_main_process:
         write_json(Path(output) / "metrics.json", metrics)
         plot_log(output)
+        if (Path(output) / "config.json").is_file():
+            write_model_card(output)
     return metrics
