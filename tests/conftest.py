@@ -7,12 +7,14 @@
   a folder the tool itself made. Set ``SPIKEBERT_TEST_TEACHER=/path`` to reuse a folder instead (it
   is checked the same way).
 - ``tiny_shape``: student flags for a small, fast SpikeBERT.
+- ``browser_check``: open an HTML page in headless Chromium (skips, saying so, without one).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -152,3 +154,29 @@ def tiny_teacher(mini_sst2_dir, tmp_path_factory) -> Path:
                     f"classifier (stage 2 and evaluate refuse it): {e}", pytrace=False)
     assert model.config.num_labels == 2
     return out
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def browser_check(path) -> dict:
+    """Open ``path`` in headless Chromium: console errors, page errors, and every image's state."""
+    exe = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    if exe is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium); the page was not opened in a browser")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page()
+        problems = []
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("request", lambda r: problems.append(f"network request: {r.url}")
+                if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
+        headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+        browser.close()
+    return {"problems": problems, "images": images, "headings": headings}

@@ -39,17 +39,21 @@ def folder(tmp_path):
 def test_the_card_has_a_header_the_hub_reads_and_says_how_the_model_was_made(folder):
     from huggingface_hub import ModelCard
 
+    # as analysis.energy.measure reports them: every group in the order the model declares it
     energy = {"snn_energy_mj": 0.5, "ann_energy_mj": 2.0, "energy_ratio": 0.25, "firing_rate": 0.074,
-              "firing_rates": {"layer0": {"q": 0.1, "mlp1": 0.05}}}
+              "firing_rates": {"embed": {"embed": 0.2}, "layer0": {"q": 0.1, "mlp1": 0.05}},
+              "group_firing_rates": {"embed": 0.2, "layer0.q": 0.1, "layer0.mlp1": 0.05}}
     path = write_model_card(folder, energy=energy, stages={"stage2": {"seconds": 600, "dev_accuracy": 0.4242}},
                             language="en")
     card = ModelCard.load(path)
     assert card.data.library_name == "spikebert"
     assert "spiking-neural-network" in card.data.tags and card.data.language == ["en"]
-    assert card.data.datasets == ["sst5"] and card.data.metrics == ["accuracy", "f1"]
+    assert card.data.datasets == ["SetFit/sst5"] and card.data.metrics == ["accuracy", "f1"]  # the task's hub copy
     text = card.text
     assert "Dev accuracy **42.42 %**, macro-F1 40.11 %" in text
-    assert "**25.0 %**" in text and "| layer0 | 5.0 % | 10.0 % |" in text
+    # the firing-rate table keeps the declared order of rows and groups (not alphabetical)
+    assert "**25.0 %**" in text and "| layer | embed | q | mlp1 |" in text
+    assert "| embed | 20.0 % | – | – |" in text and "| layer0 | – | 10.0 % | 5.0 % |" in text
     assert "`very negative`" in text and "16,888 training texts" in text
     assert 'pipeline("text-classification"' in text
 
@@ -107,3 +111,15 @@ def test_a_failed_push_is_one_line_and_a_folder_without_card_is_refused(folder, 
 
     with pytest.raises(SpikeBertError, match=r"^push to someone/x failed: Failed to resolve 'huggingface.co'$"):
         push_to_hub(folder, "someone/x", api=Offline())
+
+
+def test_the_settings_are_the_distillation_config_the_stage_recorded(folder):
+    """A stage's metrics hold its whole DistillConfig under ``distillation``; keys of older
+    metrics (``weights`` at the top) are not read."""
+    m = json.loads((folder / "metrics.json").read_text())
+    m.update(distillation={"weights": {"ce": 0.1, "kl": 1.0}, "layer_map": "1:6", "augment": None},
+             shape={"depth": 1, "width": 32}, weights={"stale": 1.0})
+    write_json(folder / "metrics.json", m)
+    text = write_model_card(folder).read_text(encoding="utf-8")
+    assert '"layer_map": "1:6"' in text and '"kl": 1.0' in text and "stale" not in text
+    assert "Student: 1 block × 32 wide" in text

@@ -307,3 +307,55 @@ def test_limit_keeps_the_first_examples(data_dir):
     full = load_data("sst2", "train", data_dir)
     part = load_data("sst2", "train", data_dir, limit=17)
     assert part.examples == full.examples[:17]
+
+
+def test_user_txt_file_is_a_label_then_the_text(tmp_path):
+    """The plain `<label> <text>` line format (TREC's, Kim's) as a user file: label names stay names."""
+    f = tmp_path / "trec.txt"
+    f.write_text("DESC how did serfdom develop ?\nLOC where is the eiffel tower ?\n\nDESC what is a caldera ?\n",
+                 encoding="utf-8")
+    exs, names = read_user_file(f)
+    assert names == ("DESC", "LOC")
+    assert [(names[e.label], e.text) for e in exs] == [("DESC", "how did serfdom develop ?"),
+                                                       ("LOC", "where is the eiffel tower ?"),
+                                                       ("DESC", "what is a caldera ?")]
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's own data: train, dev (a file or a seeded stratified cut), test
+
+
+def _rows(path, rows, header=("text", "label")):
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    return path
+
+
+def test_user_splits_cut_a_stratified_dev_split_or_read_the_dev_file(tmp_path):
+    from spikebert.data.tasks import DEV_SEED, user_splits
+
+    rows = [(f"text {i}", ("LOC", "DESC", "HUM")[i % 3]) for i in range(60)]
+    train = _rows(tmp_path / "q.csv", rows)
+    cut = user_splits(train, labels=("LOC", "DESC", "HUM"))
+    assert cut.train.labels == ("LOC", "DESC", "HUM") and cut.train.name == "q"
+    assert Counter(cut.dev.label_counts().values()) == {2: 3}  # 10 % of each class
+    whole, _ = read_user_file(train, label_names=("LOC", "DESC", "HUM"))
+    assert (cut.train.examples, cut.dev.examples) == stratified_split(whole)
+    assert cut.record["dev_cut"] == {"fraction": 0.1, "seed": DEV_SEED, "stratified": True}
+    dev = _rows(tmp_path / "q-dev.csv", [("a new one", "HUM")])
+    given = user_splits(train, dev, name="questions")
+    assert given.train.labels == ("DESC", "HUM", "LOC")  # sorted, without --labels
+    assert len(given.train.examples) == 60 and given.dev.examples == [Example("a new one", 1)]
+    assert given.train.name == "questions" and given.record["dev_cut"] is None
+    assert given.record["fingerprint"] != user_splits(train, dev, labels=("LOC", "DESC", "HUM")).record["fingerprint"]
+
+
+@pytest.mark.parametrize("which", ["dev", "test"])
+def test_a_held_out_label_the_training_file_never_has_is_refused(tmp_path, which):
+    from spikebert.data.tasks import user_splits
+
+    train = _rows(tmp_path / "t.csv", [("a", "pos"), ("b", "pos"), ("c", "neg"), ("d", "neg")])
+    other = _rows(tmp_path / "o.csv", [("e", "pos"), ("f", "mixed")])
+    with pytest.raises(SpikeBertError, match=rf"o\.csv:3: label 'mixed' never occurs in the training file .*t\.csv "
+                                             r"\(its classes: neg, pos\)"):
+        user_splits(train, **{f"{which}_file": other})

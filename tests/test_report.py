@@ -7,38 +7,12 @@ so; CI installs one."""
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
 
 import pytest
 
-from conftest import TINY_SHAPE, run_cli
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def browser_check(path) -> dict:
-    """Open ``path`` in headless Chromium: console errors, page errors, and every image's state."""
-    exe = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-    if exe is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium); the page was not opened in a browser")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        page = browser.new_page()
-        problems = []
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("request", lambda r: problems.append(f"network request: {r.url}")
-                if not r.url.startswith(("file:", "data:")) else None)
-        page.goto(path.resolve().as_uri())
-        page.wait_for_load_state("load")
-        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
-        headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
-        browser.close()
-    return {"problems": problems, "images": images, "headings": headings}
-
+from conftest import SHARED, TINY_SHAPE, assert_one_error_line, browser_check, run_cli
 
 @pytest.fixture(scope="module")
 def trained(mini_sst2_dir, tmp_path_factory):
@@ -81,3 +55,60 @@ def test_the_browser_check_catches_a_broken_image(tmp_path):
     page.write_text('<!DOCTYPE html><html><body><img alt="x" src="data:image/png;base64,AAAA"></body></html>')
     seen = browser_check(page)
     assert seen["images"] == [["x", True, 0]]  # decoded to nothing: the check above would fail on it
+
+
+CORPUS = SHARED / "corpora" / "en" / "nlp-corpus.txt"
+HEADINGS = ["Training", "Dev confusion matrix", "Energy against the teacher, firing rates",
+            "Spike rasters of dev sentences"]
+
+
+def assert_renders(page, min_images: int) -> str:
+    """The page is self-contained and Chromium renders it: no error, every image decoded."""
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["'](?!data:)""", text)
+    seen = browser_check(page)
+    assert seen["problems"] == [] and seen["headings"] == HEADINGS
+    assert len(seen["images"]) >= min_images
+    assert all(complete and width > 0 for _, complete, width in seen["images"]), seen["images"]
+    return text
+
+
+def test_run_and_report_write_pages_that_render(mini_sst2_dir, tmp_path, capsys):
+    """`run` ends with its page; `report --model` writes the same kind of page for the student,
+    with every stage's curves (found through metrics.json) and the run's energy report."""
+    work = tmp_path / "runs"
+    assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+                    "--corpus", CORPUS]) == 0
+    report = json.loads((work / "sst2" / "report.json").read_text())
+    run_page = work / "sst2" / "report.html"
+    assert report["html"] == str(run_page)
+    page = tmp_path / "page.html"
+    assert run_cli(["report", "--model", work / "sst2" / "snn", "--data-dir", mini_sst2_dir, "--output", page]) == 0
+    assert str(page) in capsys.readouterr().out
+    energy = json.loads((work / "sst2" / "energy" / "energy.json").read_text())
+    for p in (run_page, page):
+        # curves of three stages, the confusion matrix, two energy plots, a raster of each of 2 sentences
+        text = assert_renders(p, min_images=8)
+        assert all(f"{name}: loss terms" in text for name in
+                   ("teacher fine-tuning", "stage 1 (pre-distillation)", "stage 2 (task distillation)"))
+        assert f"{energy['energy_ratio'] * 100:.1f} %" in text
+        assert f"{report['teacher_dev_accuracy'] * 100:.2f} %" in text
+
+
+def test_report_measures_the_energy_when_none_is_found(trained, mini_sst2_dir, tmp_path, capsys):
+    """A model with no energy report beside it (direct training: no teacher either) is measured
+    on --energy-texts dev texts of its recorded task."""
+    page = tmp_path / "direct.html"
+    assert run_cli(["report", "--model", trained, "--data-dir", mini_sst2_dir, "--energy-texts", "8",
+                    "--rasters", "1", "--output", page]) == 0
+    text = assert_renders(page, min_images=5)
+    assert "direct training: loss terms" in text and "energy ratio" in text
+
+
+def test_report_refuses_what_it_cannot_show(tiny_teacher, trained, tmp_path, capsys):
+    assert run_cli(["report", "--model", tiny_teacher, "--task", "sst2", "--output", tmp_path / "x.html"]) == 2
+    assert_one_error_line(capsys.readouterr().err, str(tiny_teacher), "no spiking neurons")
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label\nfine,positive\nbad,awful\n", encoding="utf-8")
+    assert run_cli(["report", "--model", trained, "--dev-file", dev, "--output", tmp_path / "y.html"]) == 2
+    assert_one_error_line(capsys.readouterr().err, f"{dev}:3", "'awful'", "never occurs in the model")

@@ -1,20 +1,26 @@
-"""``spikebert run``: the whole method for one task, every stage reused or resumed.
+"""``spikebert run``: the whole method for one task or for the user's labelled files, every stage
+reused or resumed.
 
-    {workdir}/{task}/teacher        fine-tuned teacher            (reused when finished)
+    {workdir}/{name}/teacher        fine-tuned teacher (README.md: its model card; reused when finished)
     {workdir}/stage1-{teacher id}-{preset}{tag}  stage-1 student (reused across tasks of one teacher)
-    {workdir}/{task}/snn{tag}       stage-2 student, the result
-    {workdir}/{task}/energy{tag}    energy report and plots
-    {workdir}/{task}/report{tag}.json  accuracy and time of every stage
+    {workdir}/{name}/snn{tag}       stage-2 student, the result (README.md: its model card)
+    {workdir}/{name}/energy{tag}    energy report and plots
+    {workdir}/{name}/report{tag}.json  accuracy and time of every stage (and the test file's figures)
+    {workdir}/{name}/report{tag}.html  the page to look at: curves, confusion, energy, firing rates, rasters
+    {workdir}/{name}/data.json      own data: where it came from and its digest (other data under the
+                                    same name is refused, since the stages would be reused)
     {workdir}/teacher-{lang}-{preset} a BERT pre-trained from scratch (tokenizer and MLM), for a
                                     language with no installed teacher; shared by its tasks
 
+``{name}`` is the task, or for own data (``--train-file``) the training file's stem or ``--name``;
+the language of own data (``--language``, or detected from its texts) picks the teacher and the
+stage-1 corpus as a task's language does, so stage 1 is shared with the language's tasks.
 ``{tag}`` names the student-shape flags that differ from the preset (``-T8``, ``-L12-W768``,
 ``-spike``...) and a firing-rate penalty (``-spikes0.1``), and is empty without them, so students
 of different shapes or losses never reuse each other's folders. A
 stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
-``$SPIKEBERT_CORPORA/<language>/``.
-"""
+``$SPIKEBERT_CORPORA/<language>/``."""
 
 from __future__ import annotations
 
@@ -22,14 +28,17 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from spikebert.analysis.report import find_energy
+from spikebert.data.tasks import TASKS, Splits
 from spikebert.distill.config import MAX_LENGTH, AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
 from spikebert.errors import SpikeBertError
 from spikebert.training.checkpoint import write_json
 
 CORPORA_ENV = "SPIKEBERT_CORPORA"
+DATA_RECORD = "data.json"  # in an own-data run's folder: the data's digest and files
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ def run_tag(preset_shape: StudentShape, shape: StudentShape, weights: LossWeight
 
 
 def default_corpus(language: str) -> list[str]:
+    """The stage-1 corpus of a language: every ``*.txt`` in ``$SPIKEBERT_CORPORA/<language>/``."""
     root = os.environ.get(CORPORA_ENV)
     if not root:
         raise SpikeBertError(f"no stage-1 corpus: pass --corpus FILE or set {CORPORA_ENV} to a folder "
@@ -145,21 +155,28 @@ def _tasks_with_train(language: str, data_dir) -> list[str]:
 
 
 def _finished(folder: Path) -> dict | None:
+    """A stage folder's ``metrics.json`` (it marks the stage finished), or None."""
     m = folder / "metrics.json"
     return json.loads(m.read_text()) if m.exists() else None
 
 
 @dataclass
 class _Run:
-    """One ``spikebert run``: where its folders go, what it has reported so far, and each stage."""
+    """One ``spikebert run``: where its folders go, what it has reported so far, and each stage.
+    ``name`` is the run's folder under the work folder: the task, or the own data's name."""
 
-    task: str
+    name: str
     preset: str
     p: Preset
     work: Path
     seed: int
     log: object
     report: dict = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        """The run's own folder, ``{workdir}/{name}``."""
+        return self.work / self.name
 
     def stage(self, name: str, folder: Path, job) -> dict:
         """Reuse a finished stage's folder, or run ``job`` (which resumes an unfinished one)."""
@@ -177,10 +194,25 @@ class _Run:
                                        "dev_accuracy": m.get("dev_accuracy")}
         return m
 
+    def claim(self, data: Splits) -> None:
+        """Own data: the run folder is this data's (``data.json`` holds its digest and where it came
+        from); a folder made from other data under the same name is refused, since its stages would
+        be reused."""
+        path = self.folder / DATA_RECORD
+        digest = data.record["fingerprint"]
+        if path.exists():
+            before = json.loads(path.read_text(encoding="utf-8"))
+            if before.get("fingerprint") != digest:
+                raise SpikeBertError(f"{self.folder}: made from other data ({before.get('train_file')}); its stages "
+                                     f"would be reused: pass --name NEW, another --workdir, or delete the folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, data.record)
+
     def teacher(self, train, dev, teacher_path: str, finetune: dict) -> Path:
+        """Fine-tune the teacher on the run's data (``{name}/teacher``)."""
         from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
 
-        folder = self.work / self.task / "teacher"
+        folder = self.folder / "teacher"
         args = train_args(TEACHER_DEFAULTS, output=str(folder), seed=self.seed, max_steps=self.p.teacher_max_steps,
                           batch_size=self.p.batch_size, resume=True, **finetune)
         self.stage("teacher", folder, lambda: finetune_teacher(
@@ -189,6 +221,7 @@ class _Run:
 
     def stage1(self, teacher_path: str, files: list[str], shape: StudentShape, distill: DistillConfig,
                tag: str) -> Path:
+        """Stage 1, shared by every run of one teacher, preset and tag (``stage1-{teacher id}-{preset}{tag}``)."""
         from spikebert.distill.stages import STAGE1_DEFAULTS, pretrain_distill
 
         p = self.p
@@ -203,17 +236,20 @@ class _Run:
 
     def stage2(self, train, dev, teacher_dir: Path, stage1_dir: Path, shape: StudentShape,
                distill: DistillConfig, tag: str) -> tuple[Path, dict]:
+        """Stage 2 on the run's data from the stage-1 student (``{name}/snn{tag}``)."""
         from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
 
-        folder = self.work / self.task / f"snn{tag}"
+        folder = self.folder / f"snn{tag}"
         args = train_args(STAGE2_DEFAULTS, output=str(folder), seed=self.seed, epochs=self.p.stage2_epochs,
                           max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True)
         m = self.stage("stage2", folder, lambda: task_distill(
             train, dev, teacher=str(teacher_dir), args=args, init=str(stage1_dir), shape=shape, distill=distill,
-            max_length=self.p.max_length, cache_dir=str(self.work / self.task)))
+            max_length=self.p.max_length, cache_dir=str(self.folder)))
         return folder, m
 
-    def energy(self, snn_dir: Path, teacher_dir: Path, dev, tag: str) -> None:
+    def energy(self, snn_dir: Path, teacher_dir: Path, dev, tag: str) -> dict:
+        """Measure the energy on all of dev against the teacher; ``energy{tag}/`` gets the report
+        and its plots. Returns the report."""
         from spikebert.analysis.energy import measure, save_plots
         from spikebert.folders import load_classifier
         from spikebert.teachers.loading import load_teacher
@@ -222,12 +258,42 @@ class _Run:
         ann, ann_tokenizer = load_teacher(teacher_dir, head="classifier")
         e = measure(snn, tokenizer, [ex.text for ex in dev.examples], [ex.label for ex in dev.examples], ann=ann,
                     ann_tokenizer=ann_tokenizer, max_length=self.p.max_length, reference=str(teacher_dir))
-        folder = self.work / self.task / f"energy{tag}"
+        folder = self.folder / f"energy{tag}"
         folder.mkdir(parents=True, exist_ok=True)
         e["plots"] = save_plots(e, folder)
         write_json(folder / "energy.json", e)
-        self.report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
-        self.report["energy"]["dense_residual_ratio"] = e["snn_dense_residual"]["energy_ratio"]
+        return e
+
+    def test(self, test, snn_dir: Path, teacher_dir: Path) -> dict:
+        """The held-out test file, evaluated once with the selected student and the teacher."""
+        from spikebert.analysis.report import evaluate_model
+        from spikebert.folders import load_classifier
+
+        out = {"file": test.source, "n": len(test.examples)}
+        for who, folder in (("snn", snn_dir), ("teacher", teacher_dir)):
+            m = evaluate_model(*load_classifier(folder), test, self.p.max_length)
+            out[who] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        self.log(f"[test] {test.source}: SNN {out['snn']['accuracy'] * 100:.2f} %, teacher "
+                 f"{out['teacher']['accuracy'] * 100:.2f} % ({out['n']} examples; not used for selection)")
+        return out
+
+    def publish(self, data: Splits, snn_dir: Path, teacher_dir: Path, energy: dict | None, tag: str,
+                html: bool) -> None:
+        """Model cards in the student and teacher folders, ``report{tag}.json`` and the HTML page."""
+        from spikebert.analysis.report import model_report
+        from spikebert.card import write_model_card
+
+        language = data.train.language
+        write_model_card(snn_dir, energy=energy, stages=self.report["stages"], language=language)
+        write_model_card(teacher_dir, language=language)
+        page = self.folder / f"report{tag}.html"
+        if html:
+            self.report["html"] = str(page)
+        write_json(self.folder / f"report{tag}.json", self.report)
+        if html:
+            model_report(snn_dir, data.dev, page, energy=energy, max_length=self.p.max_length,
+                         teacher_accuracy=self.report.get("teacher_dev_accuracy"))
+            self.log(f"[report] {page}")
 
 
 def _teacher_id(teacher_path: str) -> str:
@@ -237,6 +303,7 @@ def _teacher_id(teacher_path: str) -> str:
 
 
 def _as_shape(shape: StudentShape | Mapping | None) -> StudentShape:
+    """A :class:`StudentShape` from a shape or a mapping of its fields (an unknown field is an error)."""
     if shape is None or isinstance(shape, StudentShape):
         return shape or StudentShape()
     try:
@@ -246,42 +313,101 @@ def _as_shape(shape: StudentShape | Mapping | None) -> StudentShape:
                              "(depth, width, heads, time_steps, tau, threshold, positions, input_encoding)") from None
 
 
-def run(task: str, *, workdir: str = "runs", preset: str = "cpu", teacher: str | None = None,
-        corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
-        shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes, energy: bool = True,
-        log=print) -> dict:
-    """The whole method for ``task`` (see the module docstring); returns the report it writes."""
-    from spikebert.data.tasks import load_data
+def _run_data(task: str | None, data: Splits | None, data_dir, limit: int | None) -> Splits:
+    """The run's data (a task's splits unless ``data`` is given), its training set cut to the
+    preset's ``limit``."""
+    from spikebert.data.tasks import task_splits
+
+    if (task is None) == (data is None):
+        raise SpikeBertError("give --task NAME or --train-file FILE (one of them)")
+    data = data or task_splits(task, data_dir)
+    if data.own:
+        _check_name(data.train.name, data.record["train_file"])
+    if limit is not None:
+        data = replace(data, train=replace(data.train, examples=data.train.examples[:limit]))
+    return data
+
+
+def _check_name(name: str, train_file: str) -> None:
+    """An own-data run's name is a folder of its own in the work folder: not a path, not a task's
+    (whose folder it would share), not a shared stage's."""
+    where = f"the run's name {name!r} (from {train_file}, or --name)"
+    if not name or name in (".", "..") or any(c in name for c in "/\\"):
+        raise SpikeBertError(f"{where} is not a folder name: pass --name NAME")
+    if name in TASKS or name.startswith(("stage1-", "teacher-")):
+        raise SpikeBertError(f"{where} is the folder of a task or of a shared stage: pass --name NAME")
+
+
+def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_dir) -> tuple[str, dict]:
+    """The teacher to fine-tune and its fine-tuning settings: ``teacher`` (default: the MiniLM)
+    for English; for another language without one, a BERT pre-trained from scratch (reported as
+    the stage ``teacher_pretrain``)."""
     from spikebert.teachers.loading import resolve_teacher
 
+    if teacher is not None or language == "en":
+        return resolve_teacher(teacher), _given(epochs=r.p.teacher_epochs)
+    path = str(scratch_teacher(language, r.work, r.preset, r.p, corpus, r.seed, r.log, data_dir))
+    pm = _finished(Path(path)) or {}
+    r.report["stages"]["teacher_pretrain"] = {
+        "folder": path, "seconds": pm.get("seconds"), "steps": pm.get("steps"),
+        "heldout_mlm_loss": pm.get("heldout_loss"), "texts": pm.get("texts")}
+    return path, {"lr": r.p.scratch_finetune_lr, "epochs": r.p.scratch_finetune_epochs}
+
+
+def _log_data(data: Splits, log) -> None:
+    """Say what the run trains, selects and tests on (and that a dev split was cut, and how)."""
+    train, dev, rec = data.train, data.dev, data.record
+    log(f"[data] {train.name} ({train.language}{', ' + rec['language_from'] if data.own else ''}): "
+        f"{train.num_labels} classes ({', '.join(train.labels)}), {len(train.examples)} training examples")
+    cut = rec.get("dev_cut")
+    if cut:
+        log(f"[data] dev: a seeded, stratified {cut['fraction'] * 100:g} % cut of {rec['train_file']} "
+            f"({len(dev.examples)} examples, seed {cut['seed']}; no --dev-file given)")
+    else:
+        log(f"[data] dev: {dev.source} ({len(dev.examples)} examples)")
+    if data.test is not None:
+        log(f"[data] test: {data.test.source} ({len(data.test.examples)} examples, evaluated once at the end)")
+
+
+def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "runs", preset: str = "cpu",
+        teacher: str | None = None, corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
+        shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes, energy: bool = True,
+        html: bool = True, push_to_hub: str | None = None, private: bool = False, log=print) -> dict:
+    """The whole method for ``task``, or for ``data`` (the user's files, :func:`~spikebert.data.
+    tasks.user_splits`), as the module docstring says; ``push_to_hub``: upload the student as
+    that Hub repository at the end. Returns the report it writes."""
     if preset not in PRESETS:
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
+    data = _run_data(task, data, data_dir, p.limit)
+    train, dev = data.train, data.dev
     shape = _as_shape(shape).over(p.shape)
     distill = DistillConfig(weights=LossWeights(spikes=w_spikes), augment=AugmentConfig(
         **_given(copies=p.augment, seed=seed)))
     tag = run_tag(p.shape, shape, distill.weights)
-    train, dev = load_data(task, "train", data_dir, limit=p.limit), load_data(task, "dev", data_dir)
-    r = _Run(task, preset, p, Path(workdir), seed, log)
-    finetune = _given(epochs=p.teacher_epochs)
-    scratch = teacher is None and train.language != "en"
-    if scratch:
-        teacher = str(scratch_teacher(train.language, r.work, preset, p, corpus, seed, log, data_dir))
-        finetune = {"lr": p.scratch_finetune_lr, "epochs": p.scratch_finetune_epochs}
-    teacher_path = resolve_teacher(teacher)
-    r.report = {"task": task, "preset": preset, "shape": shape.given(), "distillation": distill.record(),
-                "teacher": teacher_path, "stages": {}}
-    if scratch:  # the teacher was pre-trained here: its stage is part of the run
-        pm = _finished(Path(teacher_path)) or {}
-        r.report["stages"]["teacher_pretrain"] = {
-            "folder": teacher_path, "seconds": pm.get("seconds"), "steps": pm.get("steps"),
-            "heldout_mlm_loss": pm.get("heldout_loss"), "texts": pm.get("texts")}
+    r = _Run(train.name, preset, p, Path(workdir), seed, log, {"stages": {}})
+    _log_data(data, log)
+    if data.own:
+        r.claim(data)
+    teacher_path, finetune = _teacher_source(r, teacher, train.language, corpus, data_dir)
+    r.report = {"task": train.name, "preset": preset, "shape": shape.given(), "distillation": distill.record(),
+                "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
     teacher_dir = r.teacher(train, dev, teacher_path, finetune)
     stage1_dir = r.stage1(teacher_path, corpus or default_corpus(train.language), shape, distill, tag)
     snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")
     r.report["snn_dev_accuracy"] = m2.get("dev_accuracy")
-    if energy:
-        r.energy(snn_dir, teacher_dir, dev, tag)
-    write_json(r.work / r.task / f"report{tag}.json", r.report)
+    e = r.energy(snn_dir, teacher_dir, dev, tag) if energy else find_energy(snn_dir)
+    if e is not None:
+        r.report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
+        r.report["energy"]["dense_residual_ratio"] = e["snn_dense_residual"]["energy_ratio"]
+    if data.test is not None:
+        r.report["test"] = r.test(data.test, snn_dir, teacher_dir)
+    r.publish(data, snn_dir, teacher_dir, e, tag, html)
+    if push_to_hub:
+        from spikebert.card import push_to_hub as push
+
+        r.report["pushed"] = push(snn_dir, push_to_hub, private=private)
+        log(f"[push] {snn_dir} -> {r.report['pushed']}")
+        write_json(r.folder / f"report{tag}.json", r.report)
     return r.report

@@ -51,6 +51,7 @@ class Classifier:
 
     @property
     def labels(self) -> list[str]:
+        """The class names, in class order (``config.id2label``; the id where a name is missing)."""
         id2label = self.model.config.id2label or {}
         return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(self.model.config.num_labels)]
 

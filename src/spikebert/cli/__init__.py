@@ -25,7 +25,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(tokenizer_app, name="tokenizer")
 
 # command modules register themselves on the apps above
-from spikebert.cli import data_cmds, energy_cmds, train_cmds, zh_cmds  # noqa: E402,F401
+from spikebert.cli import data_cmds, energy_cmds, report_cmds, train_cmds, zh_cmds  # noqa: E402,F401
 
 
 # the click that typer runs on: click itself, or the copy newer typer releases carry inside them;
@@ -34,6 +34,7 @@ _CLICKS = (click.exceptions, typer, sys.modules[typer.BadParameter.__module__])
 
 
 def _raised(name: str) -> tuple[type, ...]:
+    """The exception class ``name`` of every click that typer may run on."""
     return tuple({getattr(m, name) for m in _CLICKS if hasattr(m, name)})
 
 
@@ -67,4 +68,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> None:
+    """The ``spikebert`` console script."""
     sys.exit(main())

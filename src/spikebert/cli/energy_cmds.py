@@ -41,6 +41,7 @@ def _load_snn(model_dir: str, what: str, time_steps: int | None = None):
 
 
 def _si(x: float) -> str:
+    """A count with an SI suffix (``1.23G``)."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:.2f}{unit}"
@@ -56,6 +57,7 @@ def _format_report(r: dict) -> str:
              f"intermediate {r['ann']['intermediate']})", "", head, "-" * len(head)]
 
     def cell(row, key, fmt):
+        """A table cell of ``row``, or ``-`` when the row has no such value."""
         return fmt(row[key]) if key in row else "-"
 
     for row in r["layers"]:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Annotated, Optional
 
 import typer
 
 from spikebert.cli import app, distill_app, teacher_app
-from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, Epochs, File, Heads, InputEncoding,
-                                   Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model, Output,
-                                   Positions, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature, TextColumn,
-                                   Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
+from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, File, Heads,
+                                   InputEncoding, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model,
+                                   Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
+                                   TextColumn, Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
 from spikebert.data.tasks import load_data
 from spikebert.distill.config import MAX_LENGTH, AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
+from spikebert.errors import SpikeBertError
 
 # the flags every training command has, as TrainArgs fields (besides --output)
 TRAIN_FLAGS = ("seed", "epochs", "max_steps", "max_minutes", "batch_size", "lr", "resume", "save_every")
@@ -26,6 +28,8 @@ def job_args(defaults: dict, flags: Mapping):
 
 
 def task_splits(task, data_dir, file, text_column, label_column, limit, dev_file=None):
+    """Train and dev of a training command: a task's splits, a file in the task's format, or a
+    user file (dev: ``dev_file`` or a seeded, stratified cut of it)."""
     train = load_data(task, "train", data_dir, file, text_column, label_column, limit=limit)
     if file and not task:
         if not dev_file:
@@ -66,7 +70,6 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
     """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model. A
     SpikeBERT model runs at its own T unless --time-steps says otherwise (T owns no weights)."""
     from spikebert.data.batching import encode_examples
-    from spikebert.errors import SpikeBertError
     from spikebert.folders import is_spikebert, load_classifier
     from spikebert.training.metrics import evaluate_dataset, format_report
 
@@ -172,21 +175,73 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
 
+# `run` on the user's own labelled files
+TrainFile = Annotated[Optional[str], typer.Option(
+    "--train-file", help="your labelled data instead of --task: .csv, .tsv, .jsonl or .txt (`<label> <text>` a line)")]
+TestFile = Annotated[Optional[str], typer.Option(
+    "--test-file", help="labelled held-out file, evaluated once at the end with the selected model (never used "
+                        "for selection); with --task in the task's format")]
+Labels = Annotated[Optional[str], typer.Option(
+    "--labels", help="the class names in order, comma-separated (default: the training file's labels, sorted; "
+                     "numbers are class indices)")]
+Language = Annotated[Optional[str], typer.Option(
+    "--language", help="en or zh: picks the teacher and the stage-1 corpus (default: detected from the texts)")]
+Name = Annotated[Optional[str], typer.Option("--name", help="the run's folder under --workdir (default: the training "
+                                                            "file's name without its suffix)")]
+PushToHub = Annotated[Optional[str], typer.Option(
+    "--push-to-hub", help="at the end, upload the student (with its model card) as this Hub repository, owner/name")]
+
+
+def _label_list(labels: str | None) -> tuple[str, ...] | None:
+    """``--labels a,b,c`` as a tuple of distinct names."""
+    if labels is None:
+        return None
+    names = tuple(x.strip() for x in labels.split(",") if x.strip())
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise SpikeBertError(f"--labels {labels!r}: give two or more distinct class names, comma-separated")
+    return names
+
+
+def run_data(task, data_dir, train_file, dev_file, test_file, text_column, label_column, labels, language, name):
+    """The data of ``run``: a task's splits (and a test file in its format), or the user's files."""
+    from spikebert.data.tasks import task_splits, user_splits
+
+    if train_file is None:
+        own_only = [flag for flag, v in (("--dev-file", dev_file), ("--labels", labels), ("--language", language),
+                                         ("--name", name)) if v]
+        if task is None:
+            raise SpikeBertError("give --task NAME or --train-file FILE")
+        if own_only:
+            raise SpikeBertError(f"{', '.join(own_only)}: only with --train-file (a task has its own)")
+        return task_splits(task, data_dir, test_file)
+    if task is not None:
+        raise SpikeBertError("give --task NAME or --train-file FILE, not both")
+    return user_splits(train_file, dev_file, test_file, text_column=text_column, label_column=label_column,
+                       labels=_label_list(labels), language=language, name=name)
+
+
 @app.command("run", context_settings=MANY_FILES)
-def run_cmd(ctx: typer.Context, task: str = typer.Option(..., "--task", help="the task to run the whole method on"),
+def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None, dev_file: DevFile = None,
+            test_file: TestFile = None, text_column: TextColumn = "text", label_column: LabelColumn = "label",
+            labels: Labels = None, language: Language = None, name: Name = None,
             workdir: str = typer.Option("runs", "--workdir", help="where every stage's folder goes"),
             preset: str = typer.Option("cpu", "--preset", help="cpu (default, 2-core machine), paper (GPU scale), tiny (smoke test)"),
             teacher: str = TeacherOpt, corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
             input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
-            energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report")):
-    """The whole method: teacher fine-tuning, stage 1, stage 2, dev evaluation, energy. Stages
+            energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),
+            html: bool = typer.Option(True, "--html/--no-html", help="finish with the HTML report page"),
+            push_to_hub: PushToHub = None, private: Private = False):
+    """The whole method on a task (--task) or on your labelled files (--train-file): teacher
+    fine-tuning, stage 1, stage 2, dev evaluation, energy, model cards and an HTML report. Stages
     already finished are reused; an interrupted one resumes. Shape flags that differ from the
     preset give the students folders of their own (runs/sst2/snn-T8, runs/sst2/snn-spike)."""
     flags = dict(locals())  # the command's flags
     from spikebert.pipeline import run
 
-    r = run(task, workdir=workdir, preset=preset, teacher=teacher, corpus=corpus_files(ctx, corpus),
-            data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, energy=energy)
-    print(json.dumps(r, indent=2))
+    data = run_data(task, data_dir, train_file, dev_file, test_file, text_column, label_column, labels, language, name)
+    r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, corpus=corpus_files(ctx, corpus),
+            data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, energy=energy, html=html,
+            push_to_hub=push_to_hub, private=private)
+    print(json.dumps(r, indent=2, ensure_ascii=False))

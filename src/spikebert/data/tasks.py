@@ -25,6 +25,7 @@ DEV_SEED = 20230829  # fixed: the cut dev split is the same on every run and mac
 
 @dataclass(frozen=True)
 class Example:
+    """One labelled text: the text and its class id."""
     text: str
     label: int
 
@@ -44,10 +45,12 @@ class TaskSpec:
 
     @property
     def num_labels(self) -> int:
+        """The number of classes."""
         return len(self.labels)
 
     @property
     def has_dev_file(self) -> bool:
+        """Whether the release has a dev file (else dev is cut from the one file)."""
         return "dev" in self.files
 
 
@@ -72,6 +75,7 @@ TASKS: dict[str, TaskSpec] = {
 
 
 def get_task(name: str) -> TaskSpec:
+    """The registered task of that name, or an error listing the known ones."""
     try:
         return TASKS[name]
     except KeyError:
@@ -83,6 +87,7 @@ def get_task(name: str) -> TaskSpec:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """A data file's bytes, or an error: no such file, a folder, an empty file."""
     path = Path(path)
     if not path.exists():
         raise SpikeBertError(f"{path}: no such file")
@@ -95,6 +100,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
+    """The file's text in ``encoding`` (a byte-order mark dropped), or an error naming the line."""
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -185,8 +191,20 @@ def _is_int(label: str) -> bool:
     return digits.isascii() and digits.isdecimal()
 
 
-def _to_examples(path, rows, label_names: tuple[str, ...]) -> list[Example]:
-    """Map label strings (an index or a label name) to class ids; reject empty texts."""
+def _unknown_label(label: str, label_names: tuple[str, ...], classes_of: str | None) -> str:
+    """Why ``label`` is refused: it is none of the classes (of the task, or of ``classes_of``, the
+    training file that named them)."""
+    if classes_of is not None:
+        return f"label {label!r} never occurs in {classes_of} (its classes: {', '.join(label_names)})"
+    if _is_int(label):
+        return f"label {label!r} is outside the task's classes 0..{len(label_names) - 1}"
+    return f"label {label!r} is not one of the classes ({', '.join(label_names)})"
+
+
+def _to_examples(path, rows, label_names: tuple[str, ...], classes_of: str | None = None) -> list[Example]:
+    """Map label strings (an index or a label name) to class ids; reject empty texts.
+    ``classes_of``: the training file the classes come from, named by the error for a label it
+    never had."""
     by_name = {name: i for i, name in enumerate(label_names)}
     out = []
     for no, label, text in rows:
@@ -195,12 +213,10 @@ def _to_examples(path, rows, label_names: tuple[str, ...]) -> list[Example]:
             raise located(path, no, "no label")
         if label in by_name:  # a name first: "1" in a file whose classes are ("1", "2", "x") is "1"
             idx = by_name[label]
-        elif _is_int(label):
-            idx = int(label) if len(label) <= 20 else -1
-            if not 0 <= idx < len(label_names):
-                raise located(path, no, f"label {label!r} is outside the task's classes 0..{len(label_names) - 1}")
         else:
-            raise located(path, no, f"label {label!r} is not one of the classes ({', '.join(label_names)})")
+            idx = int(label) if _is_int(label) and len(label) <= 20 else -1
+            if not 0 <= idx < len(label_names):
+                raise located(path, no, _unknown_label(label, label_names, classes_of))
         if not text:
             raise located(path, no, "empty text")
         out.append(Example(text, idx))
@@ -223,28 +239,40 @@ def read_task_file(task: TaskSpec, path: Path) -> list[Example]:
     return _to_examples(path, rows, task.labels)
 
 
-def read_user_file(path: Path, text_column: str = "text", label_column: str = "label",
-                   label_names: tuple[str, ...] | None = None) -> tuple[list[Example], tuple[str, ...]]:
-    """A CSV, TSV or JSONL file of the user's. Labels are class ids or names; without
-    ``label_names`` the classes are the sorted distinct labels of this file."""
-    path = Path(path)
+USER_SUFFIXES = ".csv, .tsv, .jsonl or .txt (`<label> <text>` a line)"
+
+
+def _user_rows(path: Path, text_column: str, label_column: str) -> list[tuple[int, str, str]]:
+    """The (line, label string, text) rows of a user file, by its suffix."""
     suffix = path.suffix.lower()
     cols = (label_column, text_column)
     if suffix in (".jsonl", ".json"):
-        rows = list(read_jsonl(path, cols))
-    elif suffix in (".tsv", ".tab"):
-        rows = list(read_delimited(path, "utf-8", "\t", csv.QUOTE_MINIMAL, cols))
-    elif suffix == ".csv":
-        rows = list(read_delimited(path, "utf-8", ",", csv.QUOTE_MINIMAL, cols))
-    else:
-        raise SpikeBertError(f"{path}: unknown file type {suffix or '(none)'}; use .csv, .tsv or .jsonl")
+        return list(read_jsonl(path, cols))
+    if suffix in (".tsv", ".tab"):
+        return list(read_delimited(path, "utf-8", "\t", csv.QUOTE_MINIMAL, cols))
+    if suffix == ".csv":
+        return list(read_delimited(path, "utf-8", ",", csv.QUOTE_MINIMAL, cols))
+    if suffix == ".txt":
+        return list(read_sst_format(path, "utf-8"))
+    raise SpikeBertError(f"{path}: unknown file type {suffix or '(none)'}; use {USER_SUFFIXES}")
+
+
+def read_user_file(path: Path, text_column: str = "text", label_column: str = "label",
+                   label_names: tuple[str, ...] | None = None,
+                   classes_of: str | None = None) -> tuple[list[Example], tuple[str, ...]]:
+    """A CSV, TSV, JSONL or ``<label> <text>`` (``.txt``) file of the user's. Labels are class
+    ids or names; without ``label_names`` the classes are the sorted distinct labels of this file
+    (labels that are all small numbers are class indices 0..max). ``classes_of`` names where given
+    ``label_names`` come from, for the error on a label they lack."""
+    path = Path(path)
+    rows = _user_rows(path, text_column, label_column)
     if label_names is None:
         found = sorted({r[1].strip() for r in rows if r[1].strip()})
         if found and all(x.isascii() and x.isdecimal() and len(x) <= 6 for x in found):
             label_names = tuple(str(i) for i in range(max(int(x) for x in found) + 1))
         else:
             label_names = tuple(found)
-    return _to_examples(path, rows, label_names), label_names
+    return _to_examples(path, rows, label_names, classes_of), label_names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +296,7 @@ def stratified_split(examples: list[Example], fraction: float = DEV_FRACTION, se
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """The data folder from ``data_dir`` or ``$SPIKEBERT_DATA`` (None: neither is set), checked to exist."""
     value = data_dir if data_dir not in (None, "") else os.environ.get(DATA_ENV) or None
     if value is None:
         return None
@@ -299,6 +328,7 @@ def split_file(task: TaskSpec, split: str, root: Path) -> Path:
 
 
 def _load_from_hub(task: TaskSpec, split: str) -> list[Example]:
+    """A task's split from its public hub copy (dev cut from train when the copy has none)."""
     hub_name, text_col, label_col = task.hub
     looked_for = " and ".join(task.files.values())
     hint = (f"task {task.name}: no data directory set and its hub copy {hub_name!r} could not be loaded"
@@ -337,9 +367,11 @@ class TaskData:
 
     @property
     def num_labels(self) -> int:
+        """The number of classes."""
         return len(self.labels)
 
     def label_counts(self) -> dict[str, int]:
+        """Examples per class name, in class order."""
         counts = Counter(ex.label for ex in self.examples)
         return {self.labels[i]: counts.get(i, 0) for i in range(len(self.labels))}
 
@@ -374,6 +406,7 @@ def load_data(task: str | None = None, split: str = "train", data_dir=None, file
 
 
 def _load_hub_dataset(name, split, text_col, label_col, labels, language) -> TaskData:
+    """A split of a hub dataset named ``owner/name``, its labels from the dataset's features or its rows."""
     if "/" not in name:
         raise SpikeBertError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} "
                              "(or a hub dataset as owner/name, or --file PATH)")
@@ -391,3 +424,130 @@ def _load_hub_dataset(name, split, text_col, label_col, labels, language) -> Tas
         feat = ds[part].features.get(label_col)
         labels = tuple(feat.names) if hasattr(feat, "names") else tuple(sorted({r[1] for r in rows}))
     return TaskData(name.split("/")[-1], tuple(labels), language, _to_examples(f"{name}[{part}]", rows, labels), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's data: a task's splits, or the user's own labelled files
+
+LANGUAGES = ("en", "zh")  # what a run has a teacher and a stage-1 corpus for
+CJK_SHARE = 0.3  # texts whose letters are at least this share CJK ideographs are Chinese
+MIN_PER_CLASS = 2  # one to learn from and one for a dev split cut from the file
+
+
+@dataclass
+class Splits:
+    """The data of one run: ``train``, ``dev`` and an optional held-out ``test`` (evaluated once at
+    the end, never used for selection), and ``record``: where each came from, as ``report.json``
+    keeps it (for own data, enough for :func:`splits_from_record` to read them again)."""
+
+    train: TaskData
+    dev: TaskData
+    test: TaskData | None = None
+    record: dict = field(default_factory=dict)  # own data: also the data's fingerprint()
+
+    @property
+    def own(self) -> bool:
+        """The user's files rather than a task's."""
+        return "train_file" in self.record
+
+    def fingerprint(self) -> str:
+        """A digest of the labelled examples and class names: the same data, the same digest."""
+        import hashlib
+
+        h = hashlib.sha256("\x1f".join(self.train.labels).encode())
+        for part in (self.train, self.dev):
+            for ex in part.examples:
+                h.update(f"{ex.label}\t{ex.text}\n".encode())
+        return h.hexdigest()
+
+
+def _is_cjk(ch: str) -> bool:
+    """Whether ``ch`` is a CJK ideograph (unified, extension A or compatibility)."""
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
+
+
+def detect_language(texts: list[str], sample: int = 2000) -> tuple[str, float]:
+    """``("zh", share)`` when at least :data:`CJK_SHARE` of the letters in the first ``sample``
+    texts are CJK ideographs, else ``("en", share)``."""
+    letters = cjk = 0
+    for text in texts[:sample]:
+        for ch in text:
+            if ch.isalpha():
+                letters += 1
+                cjk += _is_cjk(ch)
+    share = cjk / letters if letters else 0.0
+    return ("zh" if share >= CJK_SHARE else "en"), share
+
+
+def check_classes(path, examples: list[Example], label_names: tuple[str, ...]) -> None:
+    """At least two classes, and at least :data:`MIN_PER_CLASS` examples of each in the file."""
+    if len(label_names) < 2:
+        raise SpikeBertError(f"{path}: only one class ({', '.join(label_names)}); a classifier needs two or more")
+    counts = Counter(ex.label for ex in examples)
+    for i, name in enumerate(label_names):
+        n = counts.get(i, 0)
+        if n < MIN_PER_CLASS:
+            numbered = " (labels that are numbers are class indices 0..max: number the classes from 0, or " \
+                       "write names)" if n == 0 and name == str(i) else ""
+            raise SpikeBertError(f"{path}: class {name!r} has {'no example' if n == 0 else 'one example'}; every "
+                                 f"class needs at least {MIN_PER_CLASS} (to learn it, and to have it in the dev "
+                                 f"split cut from the file){numbered}")
+
+
+def _choose_language(language: str | None, texts: list[str]) -> tuple[str, str]:
+    """The language given, or the one detected from ``texts``; and how it was chosen."""
+    if language is not None:
+        if language not in LANGUAGES:
+            raise SpikeBertError(f"--language must be one of {', '.join(LANGUAGES)} (got {language!r})")
+        return language, "given"
+    found, share = detect_language(texts)
+    return found, f"detected: {share * 100:.0f} % of the letters are CJK"
+
+
+def user_splits(train_file, dev_file=None, test_file=None, *, text_column: str = "text",
+                label_column: str = "label", labels: tuple[str, ...] | None = None, language: str | None = None,
+                name: str | None = None) -> Splits:
+    """The user's labelled files as a run's data. Classes are ``labels`` (their order) or the
+    training file's labels; dev and test must use no other. Without ``dev_file`` dev is a seeded,
+    stratified :data:`DEV_FRACTION` cut of the training file (seed :data:`DEV_SEED`)."""
+    path = Path(train_file)
+    examples, names = read_user_file(path, text_column, label_column, tuple(labels) if labels else None)
+    check_classes(path, examples, names)
+    lang, how = _choose_language(language, [ex.text for ex in examples])
+    name = name or path.stem
+    of = f"the training file {path}"
+
+    def held_out(file) -> TaskData:
+        """A dev or test file read with the training file's classes."""
+        exs = read_user_file(Path(file), text_column, label_column, names, classes_of=of)[0]
+        return TaskData(name, names, lang, exs, str(file))
+
+    if dev_file:
+        train, dev, cut = examples, held_out(dev_file), None
+    else:
+        train, dev_examples = stratified_split(examples)
+        dev, cut = TaskData(name, names, lang, dev_examples, f"{path} (dev cut)"), {
+            "fraction": DEV_FRACTION, "seed": DEV_SEED, "stratified": True}
+    record = {"name": name, "train_file": str(path), "dev_file": dev_file and str(dev_file),
+              "test_file": test_file and str(test_file), "text_column": text_column, "label_column": label_column,
+              "labels": list(names), "language": lang, "language_from": how, "dev_cut": cut}
+    splits = Splits(TaskData(name, names, lang, train, str(path)), dev, held_out(test_file) if test_file else None,
+                    record)
+    record["fingerprint"] = splits.fingerprint()
+    return splits
+
+
+def splits_from_record(record: dict) -> Splits:
+    """The own data of a run again, from the ``record`` its :class:`Splits` had."""
+    return user_splits(record["train_file"], record.get("dev_file"), record.get("test_file"),
+                       text_column=record["text_column"], label_column=record["label_column"],
+                       labels=tuple(record["labels"]), language=record["language"], name=record["name"])
+
+
+def task_splits(task: str, data_dir=None, test_file=None) -> Splits:
+    """A task's train and dev splits (from the data folder or the hub) and, given, a test file in
+    the task's own format."""
+    train, dev = load_data(task, "train", data_dir), load_data(task, "dev", data_dir)
+    test = load_data(task, "test", data_dir, file=str(test_file), labels=train.labels) if test_file else None
+    return Splits(train, dev, test, {"task": task, "train": train.source, "dev": dev.source,
+                                     "test_file": test_file and str(test_file), "language": train.language})
