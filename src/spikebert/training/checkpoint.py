@@ -27,9 +27,14 @@ from spikebert.errors import SpikeBertError, first_line
 
 
 def atomic_write_bytes(path: Path, data: bytes):
+    """Write ``path`` through a temporary file renamed into place: readers see the old file or the
+    new one, never a part. The file gets the usual permissions (mkstemp's are owner-only)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
