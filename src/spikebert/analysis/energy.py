@@ -8,7 +8,11 @@ ANN (BERT of ``layers``, width d, intermediate f), per layer, all MACs:
     Q, K, V projections 3·L·d², attention scores Q·Kᵀ L²·d, weighted sum A·V L²·d,
     attention output L·d², feed-forward 2·L·d·f.
 Plus the head: pooler d² and classifier d·C. Embedding lookups, LayerNorm, softmax, GELU, biases
-and residual additions are not counted (nor are they for the SNN). For BERT-base (12 layers,
+and residual additions are not counted (nor are they for the SNN). Any encoder family is counted
+so (:meth:`AnnShape.of` reads its config); MPNet's relative attention bias, which BERT does not
+have, is what it is: a table lookup (no operation) and one addition per attention score, head and
+layer, L²·H additions a layer, counted as ACs (an addition is not a MAC). DeBERTa's disentangled
+attention (extra position matmuls) is not modelled. For BERT-base (12 layers,
 d = 768, f = 3072) at L = 128 the encoder is 11.17 G MACs and the head 0.59 M: 11.2 G, 51.4 mJ,
 the paper's BERT figure.
 
@@ -117,25 +121,46 @@ class Ops:
 
 @dataclass(frozen=True)
 class AnnShape:
-    """What the ANN count needs of a BERT-family model."""
+    """What the ANN count needs of a Transformer encoder of any family (BERT, RoBERTa, MPNet,
+    DistilBERT, ELECTRA, ...): depth, width, feed-forward width, heads, classes.
+
+    ``relative_bias_heads``: heads whose attention scores get a learned relative-position bias
+    added in every layer (MPNet: all of them; BERT and RoBERTa: none). That bias is one lookup of
+    a small table per (query, key, head), made once per sentence and shared by the layers (a table
+    read: no operation), and one addition to each score in every layer: L²·H additions a layer,
+    counted as accumulates (ACs, E_AC each), not as MACs, since nothing is multiplied."""
 
     layers: int
     hidden: int
     intermediate: int
     num_labels: int = 2
     pooler: bool = True
+    heads: int = 0  # 0: not known (a BERT of 64-wide heads when a model is built from the shape)
+    relative_bias_heads: int = 0
 
     @classmethod
     def of(cls, config) -> "AnnShape":
-        def get(*names):
+        """The shape of any encoder's config, read from the names the families use (``hidden_size``
+        / ``dim`` / ``d_model``, ``num_hidden_layers`` / ``n_layers`` / ``num_layers``,
+        ``intermediate_size`` / ``hidden_dim`` / ``d_ff``, ``num_attention_heads`` / ``n_heads``);
+        a relative attention bias (``relative_attention_num_buckets``, MPNet's) is counted on
+        every head. The head is a d × d layer (BERT's pooler, RoBERTa's and MPNet's dense) and the
+        d × C classifier."""
+
+        def get(*names, default=None):
             for n in names:
                 if getattr(config, n, None) is not None:
                     return int(getattr(config, n))
+            if default is not None:
+                return default
             raise SpikeBertError(f"a {config.model_type} config has none of {', '.join(names)}: cannot count it")
 
         hidden = get("hidden_size", "dim", "d_model")
-        inter = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) or 4 * hidden
-        return cls(get("num_hidden_layers", "n_layers", "num_layers"), hidden, int(inter), int(config.num_labels))
+        inter = get("intermediate_size", "hidden_dim", "d_ff", default=4 * hidden)
+        heads = get("num_attention_heads", "n_heads", "num_heads", default=0)
+        relative = heads if getattr(config, "relative_attention_num_buckets", None) else 0
+        return cls(get("num_hidden_layers", "n_layers", "num_layers"), hidden, inter, int(config.num_labels),
+                   heads=heads, relative_bias_heads=relative)
 
     @classmethod
     def reference_for(cls, snn_config) -> "AnnShape":
@@ -150,7 +175,7 @@ class AnnShape:
     def bert_config(self, vocab_size: int, max_positions: int = 512):
         from transformers import BertConfig
 
-        heads = self.hidden // 64 if self.hidden % 64 == 0 else 1
+        heads = self.heads or (self.hidden // 64 if self.hidden % 64 == 0 else 1)
         return BertConfig(vocab_size=vocab_size, hidden_size=self.hidden, num_hidden_layers=self.layers,
                           num_attention_heads=heads, intermediate_size=self.intermediate,
                           max_position_embeddings=max_positions, num_labels=self.num_labels)
@@ -161,11 +186,19 @@ def ann_layer_macs(L: int, d: int, f: int) -> int:
     return 3 * L * d * d + 2 * L * L * d + L * d * d + 2 * L * d * f
 
 
+def ann_layer_adds(L: int, shape: AnnShape) -> int:
+    """One layer's additions that are operations of their own: a relative-position bias added to
+    each of the L² scores of every biased head (MPNet), L²·H; 0 for BERT."""
+    return L * L * shape.relative_bias_heads
+
+
 def ann_ops(shape: AnnShape, lengths) -> tuple[list[Ops], Ops]:
-    """Per-layer and head operations of the ANN, summed over sentences of the given lengths."""
+    """Per-layer and head operations of the ANN, summed over sentences of the given lengths: MACs,
+    and the relative-position bias additions as ACs (:class:`AnnShape`)."""
     per_layer = sum(ann_layer_macs(int(L), shape.hidden, shape.intermediate) for L in lengths)
+    adds = sum(ann_layer_adds(int(L), shape) for L in lengths)
     head = len(lengths) * ((shape.hidden ** 2 if shape.pooler else 0) + shape.hidden * shape.num_labels)
-    return [Ops(float(per_layer)) for _ in range(shape.layers)], Ops(float(head))
+    return [Ops(float(per_layer), float(adds)) for _ in range(shape.layers)], Ops(float(head))
 
 
 def _block_sums(sums: dict, i: int) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Knowledge distillation from a BERT teacher into a SpikeBERT student, in two stages.
+"""Knowledge distillation from a teacher of any BERT-like encoder family (BERT, RoBERTa, MPNet, ...)
+into a SpikeBERT student, in two stages.
 
 Stage 1, pre-distillation (unlabelled text):
     loss = Σ_(i→j) MSE(transform_i(student block i, mean over T), teacher hidden state j)
@@ -153,13 +154,30 @@ def teacher_word_embeddings(teacher) -> torch.Tensor:
     return teacher.get_input_embeddings().weight.detach()
 
 
+def position_offset(teacher) -> int:
+    """The row of the teacher's position table that its first token reads: 0 for BERT, ``pad + 1``
+    for the families that number positions from after the padding index (RoBERTa, MPNet,
+    XLM-R, ...; their rows 0..pad are never read by a real token). Detected by the embeddings
+    module's ``padding_idx`` (or its position table's), which BERT does not have."""
+    base = getattr(teacher, teacher.base_model_prefix, teacher)
+    emb = getattr(base, "embeddings", None)
+    pad = getattr(emb, "padding_idx", None)
+    if pad is None:
+        pad = getattr(getattr(emb, "position_embeddings", None), "padding_idx", None)
+    return 0 if pad is None else int(pad) + 1
+
+
 def teacher_position_embeddings(teacher) -> torch.Tensor | None:
-    """A BERT's learned absolute position embeddings, or None (rotary, relative, none at all)."""
+    """A teacher's learned absolute position embeddings, the row of position 0 first (rows before
+    :func:`position_offset` skipped), or None (rotary, relative only, none at all)."""
     base = getattr(teacher, teacher.base_model_prefix, teacher)
     pos = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
-    return pos.weight.detach() if isinstance(pos, torch.nn.Embedding) else None
+    return pos.weight.detach()[position_offset(teacher):] if isinstance(pos, torch.nn.Embedding) else None
 
 
-def embeddings_from_teacher(student: SpikeBertForSequenceClassification, teacher) -> None:
-    """Start a fresh student's word (and position) embeddings from the teacher's where the widths agree."""
-    student.init_embeddings_from(teacher_word_embeddings(teacher), teacher_position_embeddings(teacher))
+def embeddings_from_teacher(student: SpikeBertForSequenceClassification, teacher) -> bool:
+    """Start a fresh student's word (and position) embeddings from the teacher's where the widths
+    agree; returns whether it did. A student narrower than its teacher (384 from 768) keeps its
+    random embeddings: the embedding term of stage 2 then pulls them towards the teacher's through
+    a learned projection (:class:`Distiller`)."""
+    return student.init_embeddings_from(teacher_word_embeddings(teacher), teacher_position_embeddings(teacher))

@@ -6,6 +6,7 @@ Each job reads its inputs, builds the student and the trainable module, hands bo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from spikebert.data.batching import Encoded, encode_examples, tokenize
 from spikebert.data.corpus import load_corpus
 from spikebert.data.tasks import TaskData, label_fields
 from spikebert.distill.augment import augment
-from spikebert.distill.config import DIRECT, MAX_LENGTH, STAGE1, DistillConfig, LayerMap, StudentShape
+from spikebert.distill.config import (DIRECT, MAX_LENGTH, STAGE1, TEACHER_CACHE, TEACHER_CACHE_DTYPE, DistillConfig,
+                                      LayerMap, StudentShape)
 from spikebert.distill.losses import (Distiller, FeatureAligner, embeddings_from_teacher, student_config,
                                       teacher_word_embeddings)
+from spikebert.distill.teacher_cache import CachedTeacher, cached_teacher, teacher_fingerprint
 from spikebert.errors import SpikeBertError
 from spikebert.folders import check_model_folder, is_spikebert, load_state_strict, load_tokenizer
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
@@ -130,23 +133,39 @@ def _apply_stage2_shape(config: SpikeBertConfig, shape: StudentShape, init: str)
         config.update(StudentShape(**{name: value}).config_kwargs())
 
 
-def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> Encoded:
-    base = encode_examples(tokenizer, train.examples, max_length)
-    if not augmented:
+def _train_parts(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> tuple[Encoded, list[list[int]]]:
+    """The task's texts with their labels, and the token ids of the augmented copies."""
+    return encode_examples(tokenizer, train.examples, max_length), (tokenize(tokenizer, augmented, max_length)
+                                                                    if augmented else [])
+
+
+def _joined(base: Encoded, augmented_ids: list[list[int]]) -> Encoded:
+    if not augmented_ids:
         return base
-    return Encoded(base.input_ids + tokenize(tokenizer, augmented, max_length), base.labels + [-100] * len(augmented),
-                   base.pad_token_id)
+    return Encoded(base.input_ids + augmented_ids, base.labels + [-100] * len(augmented_ids), base.pad_token_id)
+
+
+def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> Encoded:
+    return _joined(*_train_parts(tokenizer, train, augmented, max_length))
 
 
 def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArgs, init: str | None = None,
                  shape: StudentShape | None = None, distill: DistillConfig | None = None, max_length: int = MAX_LENGTH,
-                 cache_dir: str | None = None) -> dict:
+                 cache_dir: str | None = None, teacher_cache: bool = TEACHER_CACHE,
+                 teacher_cache_dtype: str = TEACHER_CACHE_DTYPE) -> dict:
     """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels),
-    on the training set plus ``distill.augment``'s copies."""
+    on the training set plus ``distill.augment``'s copies.
+
+    ``cache_dir`` holds what is reused across runs: the augmented texts (default: the output
+    folder) and, with ``teacher_cache``, the teacher's outputs over the training set and its copies
+    (``teacher-outputs/``, default: the folder the output folder is in), computed once and read by
+    every epoch, seed and student variant of the same teacher and data
+    (:mod:`spikebert.distill.teacher_cache`); without room for them the teacher runs live."""
     distill = distill or DistillConfig()
     check_output_dir(args.output)  # before the augmentation cache is written into it
     acc = make_accelerator(args.seed)
-    teacher_model, tokenizer = load_teacher(teacher, head="classifier", labels=train.labels)
+    teacher_path = resolve_teacher(teacher)
+    teacher_model, tokenizer = load_teacher(teacher_path, head="classifier", labels=train.labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     t_emb = teacher_word_embeddings(teacher_model)
     student = _stage2_student(teacher_model, train, init, shape)
@@ -154,21 +173,59 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     cfg = distill.augment
     augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
                         cache_dir or args.output) if cfg and cfg.copies > 0 else []
-    data = _train_set(tokenizer, train, augmented, max_length)
+    base, augmented_ids = _train_parts(tokenizer, train, augmented, max_length)
+    data = _joined(base, augmented_ids)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
     distiller = Distiller(student, distill.weights, lmap, t_emb)
     need_hidden = distill.weights.rep > 0
+    cache, build = None, False
+    if teacher_cache:
+        # a run shorter than one epoch reads fewer texts than building the cache would: it only
+        # uses a cache that is there already
+        build = _planned_texts(args, len(data)) >= len(data)
+        cache = _teacher_outputs(acc, teacher_model, teacher_path, [base.input_ids, augmented_ids], base.pad_token_id,
+                                 tuple(t for _, t in lmap.pairs) if need_hidden else (),
+                                 Path(cache_dir) if cache_dir else Path(args.output).resolve().parent, max_length,
+                                 teacher_cache_dtype, build)
+    if cache is not None:
+        teacher_model = None  # every output it would give is in the cache
 
     def loss_fn(model, batch, step, epoch):
-        with torch.no_grad():
-            t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              output_hidden_states=need_hidden)
-        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], t.logits,
-                     t.hidden_states if need_hidden else None)
+        if cache is not None:
+            logits, hidden = cache(batch["index"], batch["input_ids"].shape[1], batch["input_ids"].device)
+        else:
+            with torch.no_grad():
+                t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  output_hidden_states=need_hidden)
+            logits, hidden = t.logits, t.hidden_states if need_hidden else None
+        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden)
 
     return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
         "teacher": teacher, "init": init, "distillation": distill.record(lmap), "augmented_texts": len(augmented),
-        "max_length": max_length})
+        "max_length": max_length,
+        "teacher_cache": cache.record() if cache is not None else {"used": False, "asked": teacher_cache, "why": (
+            "not asked" if not teacher_cache else "a run shorter than one epoch, and no cache found" if not build
+            else "no room on disk")}})
+
+
+def _planned_texts(args: TrainArgs, n: int) -> int:
+    """Texts a run will read (its planned steps × batch size; ``n`` when only a time budget bounds it)."""
+    per_epoch = math.ceil(n / args.batch_size)
+    steps = [s for s in (args.max_steps, math.ceil(args.epochs * per_epoch) if args.epochs else None) if s]
+    return min(steps) * args.batch_size if steps else n
+
+
+def _teacher_outputs(acc, teacher_model, teacher_path: str, parts, pad_token_id: int, layers, root: Path,
+                     max_length: int, dtype: str, build: bool = True) -> CachedTeacher | None:
+    """The cached teacher outputs of ``parts``: built by the main process (when ``build``), read
+    by every process; None when they are not there and not built (the teacher then runs live)."""
+    kwargs = dict(teacher_id=teacher_fingerprint(teacher_path), parts=parts, pad_token_id=pad_token_id,
+                  layers=layers, root=root, max_length=max_length, dtype=dtype, log=tqdm.write)
+    cache = cached_teacher(teacher_model, build=build, **kwargs) if acc.is_main_process else None
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        cache = cached_teacher(teacher_model, build=False, **kwargs)
+    return cache
 
 
 def _stage2_student(teacher_model, train: TaskData, init: str | None, shape: StudentShape | None):

