@@ -83,10 +83,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
+from spikebert.data.batching import MAX_LENGTH, Encoded, make_loader, pad_id, tokenize
 from spikebert.errors import SpikeBertError
 from spikebert.neurons.encoding import INPUT_GROUP
 from spikebert.neurons.recording import token_mask
+from spikebert.predict import BATCH_SIZE
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -366,7 +367,7 @@ def _timing(model, ann, shape: AnnShape, batches, ann_batches, batch_size: int, 
 
 
 def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None, ann=None, ann_tokenizer=None,
-            batch_size: int = 32, max_length: int = 128, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ,
+            batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ,
             timing: bool = True, reference: str = "") -> dict:
     """Firing rates, operation counts (every convention of the module docstring), energies and CPU
     times of a SpikeBERT ``model`` on ``texts`` against ``ann`` (a loaded BERT classifier) or,

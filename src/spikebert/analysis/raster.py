@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikebert.data.batching import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 from spikebert.folders import is_spikebert
 
 
 @torch.no_grad()
-def capture_spikes(model, tokenizer, text: str, max_length: int = 128):
+def capture_spikes(model, tokenizer, text: str, max_length: int = MAX_LENGTH):
     """The tokens of ``text`` and every neuron group's spikes on it: ``{name: uint8 [T, L, D]}``."""
     if not is_spikebert(model):
         raise SpikeBertError(f"a {model.config.model_type} model has no spiking neurons; "
@@ -96,7 +97,7 @@ def save_rasters(tokens: list[str], spikes: dict, output, text: str = "", neuron
     return paths
 
 
-def inspect_model(model, tokenizer, text: str, output, neurons: int = 128, max_length: int = 128) -> dict:
+def inspect_model(model, tokenizer, text: str, output, neurons: int = 128, max_length: int = MAX_LENGTH) -> dict:
     """Capture a SpikeBERT model's spikes on ``text`` and save the rasters into ``output``."""
     tokens, spikes = capture_spikes(model, tokenizer, text, max_length)
     paths = save_rasters(tokens, spikes, output, text=text, neurons=neurons)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from spikebert.cli import app
+from spikebert.analysis.energy import E_AC_PJ, E_MAC_PJ
 from spikebert.distill.config import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 from spikebert.cli.options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
@@ -16,8 +17,8 @@ from spikebert.cli.options import BatchSize, DataDir, File, Json, MaxLength, Mod
 Teacher = Annotated[Optional[str], typer.Option(
     "--teacher", help="count (and time) this BERT folder as the ANN reference ('default': the MiniLM); "
                       "without it: a BERT of the teacher's shape with the student's depth")]
-EMac = Annotated[float, typer.Option("--e-mac", help="energy of one multiply-accumulate, pJ (45 nm: 4.6)")]
-EAc = Annotated[float, typer.Option("--e-ac", help="energy of one accumulate, pJ (45 nm: 0.9)")]
+EMac = Annotated[float, typer.Option("--e-mac", help="energy of one multiply-accumulate, pJ (45 nm)")]
+EAc = Annotated[float, typer.Option("--e-ac", help="energy of one accumulate, pJ (45 nm)")]
 EnergyOutput = Annotated[Optional[str], typer.Option(
     "--output", "-o", help="folder for plots and energy.json (default: <model>/energy)")]
 TextLimit = Annotated[Optional[int], typer.Option("--limit", help="use only the first N texts")]
@@ -70,8 +71,18 @@ def _format_report(r: dict) -> str:
               f"{r['snn_energy_mj']:>9.4f} {_si(r['ann']['macs']):>9} {r['ann_energy_mj']:>9.4f}", "",
               f"SNN / ANN energy: {r['energy_ratio']:.2%}  ({r['snn_energy_mj']:.4f} mJ vs {r['ann_energy_mj']:.4f} mJ"
               " per sentence, estimated)",
+              f"  (the headline is the {r['headline']['convention']} rule: {r['headline']['why']})",
+              f"  on the paper's convention (first layer as MACs, every other synaptic operation an AC at its "
+              f"firing rate): {r['conventions']['paper']['energy_ratio']:.2%}",
               f"  counting the residual stream as a dense input at every step instead: "
-              f"{r['snn_dense_residual']['energy_ratio']:.2%} ({r['snn_dense_residual']['energy_mj']:.4f} mJ)"]
+              f"{r['snn_dense_residual']['energy_ratio']:.2%} ({r['snn_dense_residual']['energy_mj']:.4f} mJ)",
+              f"  against a BERT-base (12 x 768) on these texts: strict {r['conventions']['strict']['bert_base_ratio']:.2%}, "
+              f"paper's convention {r['conventions']['paper']['bert_base_ratio']:.2%} (the paper: "
+              f"{r['paper_figures']['snn_energy_mj']:.2f} / {r['paper_figures']['ann_energy_mj']:.2f} mJ = "
+              f"{r['paper_figures']['energy_ratio']:.1%})",
+              f"input encoding {r.get('input_encoding', 'real')}"
+              + (f", input firing rate {r['group_firing_rates']['embed']:.2%}" if "embed" in r.get("group_firing_rates", {})
+                 else "")]
     if "accuracy" in r:
         lines.append(f"SNN accuracy on these texts: {r['accuracy']:.2%}")
     if "timing" in r:
@@ -84,7 +95,7 @@ def _format_report(r: dict) -> str:
 
 @app.command("energy")
 def energy_cmd(model: Model, task: Task = None, split: Split = "dev", file: File = None, data_dir: DataDir = None,
-               text_column: TextColumn = "text", teacher: Teacher = None, e_mac: EMac = 4.6, e_ac: EAc = 0.9,
+               text_column: TextColumn = "text", teacher: Teacher = None, e_mac: EMac = E_MAC_PJ, e_ac: EAc = E_AC_PJ,
                output: EnergyOutput = None, batch_size: BatchSize = None, max_length: MaxLength = MAX_LENGTH,
                limit: TextLimit = None, timing: Timing = True, threads: Threads = None, time_steps: TimeSteps = None,
                json_out: Json = False):

@@ -14,6 +14,7 @@ from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Dept
                                    InputEncoding, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model,
                                    Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
                                    TextColumn, Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
+from spikebert.data.batching import EVAL_BATCH_SIZE
 from spikebert.data.tasks import load_data
 from spikebert.distill.config import (MAX_LENGTH, TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
                                       train_args)
@@ -66,7 +67,7 @@ def teacher_finetune(output: Output, task: Task = None, teacher: str = typer.Opt
 @app.command("evaluate")
 def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: DataDir = None, file: File = None,
              text_column: TextColumn = "text", label_column: LabelColumn = "label",
-             max_length: MaxLength = MAX_LENGTH, batch_size: BatchSize = 64, json_out: Json = False,
+             max_length: MaxLength = MAX_LENGTH, batch_size: BatchSize = EVAL_BATCH_SIZE, json_out: Json = False,
              time_steps: TimeSteps = None):
     """Accuracy, macro-F1, per-class counts and the confusion matrix of any saved model. A
     SpikeBERT model runs at its own T unless --time-steps says otherwise (T owns no weights)."""

@@ -14,12 +14,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
+MAX_LENGTH = 128  # tokens a text is cut to, in every job and command unless told otherwise
+EVAL_BATCH_SIZE = 64  # texts a batch when a model is evaluated or measured without training
+
+
 def pad_id(tokenizer) -> int:
     """The tokenizer's padding id (0 for a tokenizer that has none)."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int = 128, batch: int = 2048) -> list[list[int]]:
+def tokenize(tokenizer, texts: list[str], max_length: int = MAX_LENGTH, batch: int = 2048) -> list[list[int]]:
     """Token ids (with [CLS]/[SEP]) of every text, truncated to ``max_length``."""
     ids: list[list[int]] = []
     for i in range(0, len(texts), batch):
@@ -116,7 +120,7 @@ def make_loader(dataset: Encoded, batch_size: int, shuffle: bool, seed: int = 0)
                       generator=torch.Generator().manual_seed(seed))
 
 
-def encode_examples(tokenizer, examples, max_length: int = 128) -> Encoded:
+def encode_examples(tokenizer, examples, max_length: int = MAX_LENGTH) -> Encoded:
     """Task examples (text, label) as an :class:`Encoded` dataset."""
     return Encoded(tokenize(tokenizer, [ex.text for ex in examples], max_length), [ex.label for ex in examples],
                    pad_id(tokenizer))

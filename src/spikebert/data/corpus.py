@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from spikebert.data.batching import pad_id
+from spikebert.data.batching import MAX_LENGTH, pad_id
 from spikebert.errors import SpikeBertError, first_line
 
 
@@ -65,7 +65,7 @@ def _load_source(source: str):
         raise SpikeBertError(f"{path}: cannot read the corpus ({first_line(cause, typed=True)})") from None
 
 
-def load_corpus(sources: list[str], tokenizer, max_length: int = 128, limit: int | None = None,
+def load_corpus(sources: list[str], tokenizer, max_length: int = MAX_LENGTH, limit: int | None = None,
                 shuffle_seed: int | None = None) -> ArrowEncoded:
     import datasets
 

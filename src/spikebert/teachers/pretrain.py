@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spikebert.data.batching import Collator, Encoded, pad_id, tokenize
+from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH, Collator, Encoded, pad_id, tokenize
 from spikebert.training.checkpoint import publish_model
 from spikebert.errors import SpikeBertError
 from spikebert.training.plots import finish_job
@@ -176,7 +176,7 @@ def bert_config(vocab_size: int, pad_token_id: int, layers: int | None = None, h
 
 
 @torch.no_grad()
-def heldout_loss(trainable: MaskedLM, data: Encoded, masker: Masker, pad_token_id: int, batch_size: int = 64,
+def heldout_loss(trainable: MaskedLM, data: Encoded, masker: Masker, pad_token_id: int, batch_size: int = EVAL_BATCH_SIZE,
                  device=None) -> dict:
     """Masked-LM loss and accuracy on held-out texts, with fixed masks."""
     was_training = trainable.training
@@ -202,19 +202,25 @@ def heldout_loss(trainable: MaskedLM, data: Encoded, masker: Masker, pad_token_i
 # The job
 
 
-def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shape: dict | None = None,
-                     max_length: int = 128, eval_texts: int = EVAL_TEXTS, sources: dict | None = None) -> dict:
-    """Pre-train a ``BertForMaskedLM`` on ``texts``; publish the best (held-out loss) in ``args.output``."""
-    from transformers import BertForMaskedLM
-
+def _checked_tokenizer(tokenizer_dir: str, max_length: int):
+    """The pre-training tokenizer, or one clear error for a missing folder or a length out of range."""
     from spikebert.folders import load_tokenizer
-    from spikebert.teachers.wordpiece import vocab_text
 
     if not Path(tokenizer_dir).is_dir():
         raise SpikeBertError(f"{tokenizer_dir}: no such tokenizer folder (make one with `spikebert tokenizer train`)")
-    tokenizer = load_tokenizer(tokenizer_dir)
     if not 8 <= max_length <= 512:
         raise SpikeBertError(f"--max-length must be between 8 and 512, not {max_length}")
+    return load_tokenizer(tokenizer_dir)
+
+
+def pretrain_teacher(texts: list[str], tokenizer_dir: str, args: TrainArgs, shape: dict | None = None,
+                     max_length: int = MAX_LENGTH, eval_texts: int = EVAL_TEXTS, sources: dict | None = None) -> dict:
+    """Pre-train a ``BertForMaskedLM`` on ``texts``; publish the best (held-out loss) in ``args.output``."""
+    from transformers import BertForMaskedLM
+
+    from spikebert.teachers.wordpiece import vocab_text
+
+    tokenizer = _checked_tokenizer(tokenizer_dir, max_length)
     acc = make_accelerator(args.seed)  # seeds torch: the initial weights are a function of --seed
     pad = pad_id(tokenizer)
     config = bert_config(len(tokenizer), pad, **{k: v for k, v in (shape or {}).items() if v is not None})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from spikebert.data.batching import Encoded, make_loader
+from spikebert.data.batching import EVAL_BATCH_SIZE, Encoded, make_loader
 
 
 @torch.no_grad()
-def predict_logits(model, dataset: Encoded, batch_size: int = 64, accelerator=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model, dataset: Encoded, batch_size: int = EVAL_BATCH_SIZE, accelerator=None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and dataset indices for every example, in dataset order. With an ``accelerator``
     the dataset is sharded over processes and the results gathered (every example once)."""
     from tqdm.auto import tqdm
@@ -59,7 +59,7 @@ def classification_metrics(pred: list[int] | torch.Tensor, gold: list[int] | tor
     }
 
 
-def evaluate_dataset(model, dataset: Encoded, labels: tuple[str, ...], batch_size: int = 64,
+def evaluate_dataset(model, dataset: Encoded, labels: tuple[str, ...], batch_size: int = EVAL_BATCH_SIZE,
                      accelerator=None, progress: bool = False) -> dict:
     logits, _ = predict_logits(model, dataset, batch_size, accelerator, progress)
     return classification_metrics(logits.argmax(-1), dataset.labels, labels)
@@ -80,7 +80,7 @@ def format_report(m: dict) -> str:
     return "\n".join(lines)
 
 
-def dev_evaluator(dev_set: Encoded, labels: tuple[str, ...], batch_size: int = 64):
+def dev_evaluator(dev_set: Encoded, labels: tuple[str, ...], batch_size: int = EVAL_BATCH_SIZE):
     """An ``evaluate(model, accelerator)`` for :func:`spikebert.training.trainer.fit`: dev accuracy as the score."""
 
     def evaluate(model, accelerator=None):
