@@ -180,3 +180,29 @@ def browser_check(path) -> dict:
         headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
         browser.close()
     return {"problems": problems, "images": images, "headings": headings}
+
+
+def small_student(**kw):
+    """A seeded 2-block, 32-wide SpikeBERT with 3 classes over a 200-word vocabulary (any field
+    overridden by ``kw``): the model tests' student."""
+    import torch
+
+    from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+
+    cfg = dict(vocab_size=200, num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_labels=3,
+               threshold=0.5)
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return SpikeBertForSequenceClassification(SpikeBertConfig(**cfg))
+
+
+def padded_batch(b=3, length=12, vocab=200, seed=1):
+    """Seeded token ids and a mask whose rows after the first end in 3, 6, ... padded positions."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (b, length), generator=g)
+    mask = torch.ones(b, length, dtype=torch.long)
+    for i in range(1, b):
+        mask[i, length - 3 * i:] = 0
+    return ids * mask, mask

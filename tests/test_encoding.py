@@ -6,24 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import padded_batch, small_student
+
 from spikebert import INPUT_ENCODINGS, SpikeBertConfig, SpikeBertForSequenceClassification
 
 
 def small(**kw):
-    cfg = dict(vocab_size=200, num_hidden_layers=2, hidden_size=32, num_attention_heads=4, num_labels=3,
-               threshold=0.3, input_encoding="spike")
-    cfg.update(kw)
-    torch.manual_seed(0)
-    return SpikeBertForSequenceClassification(SpikeBertConfig(**cfg))
+    return small_student(**{"threshold": 0.3, "input_encoding": "spike", **kw})
 
 
-def batch(b=3, length=12, vocab=200, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (b, length), generator=g)
-    mask = torch.ones(b, length, dtype=torch.long)
-    for i in range(1, b):
-        mask[i, length - 3 * i:] = 0
-    return ids * mask, mask
+batch = padded_batch
 
 
 def test_encodings_are_named():
