@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import padded_batch, small_student
+from conftest import padded_batch as batch, small_student
 
 from spikebert import INPUT_ENCODINGS, SpikeBertConfig, SpikeBertForSequenceClassification
 
@@ -14,8 +14,6 @@ from spikebert import INPUT_ENCODINGS, SpikeBertConfig, SpikeBertForSequenceClas
 def small(**kw):
     return small_student(**{"threshold": 0.3, "input_encoding": "spike", **kw})
 
-
-batch = padded_batch
 
 
 def test_encodings_are_named():

@@ -5,17 +5,10 @@ import json
 import pytest
 import torch
 
-from conftest import padded_batch, small_student
+from conftest import padded_batch as batch, small_student as small
 
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from spikebert.neurons.lif import LIF
-
-
-def small(**kw):
-    return small_student(**kw)
-
-
-batch = padded_batch
 
 
 def test_spikes_are_exactly_zero_or_one():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import padded_batch, small_student
+from conftest import padded_batch as batch, small_student
 
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification, SpikeBertModelOutput
 from spikebert.neurons import IF, LIF, NEURONS, Neuron, get_neuron, register_neuron
@@ -17,8 +17,6 @@ GROUPS = ["q", "k", "v", "attn", "out", "mlp1", "mlp2"]
 def small(**kw):
     return small_student(**{"threshold": 0.3, **kw})
 
-
-batch = padded_batch
 
 
 def test_neurons_come_from_the_registry_by_name():

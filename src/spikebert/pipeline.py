@@ -34,8 +34,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from spikebert.analysis.report import find_energy
+from spikebert.data.batching import MAX_LENGTH
 from spikebert.data.tasks import TASKS, Splits
-from spikebert.distill.config import MAX_LENGTH, AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
+from spikebert.distill.config import AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
 from spikebert.errors import SpikeBertError
 from spikebert.training.checkpoint import write_json
 

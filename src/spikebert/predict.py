@@ -18,7 +18,7 @@ import torch
 
 from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
 from spikebert.data.tasks import read_delimited, read_jsonl, read_lines
-from spikebert.distill.config import MAX_LENGTH
+from spikebert.data.batching import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 
 BATCH_SIZE = 32  # texts a forward pass labels at once

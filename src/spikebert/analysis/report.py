@@ -257,7 +257,7 @@ def model_report(model_dir, dev, output, *, energy: dict | None = None, teacher_
     every stage behind it (:func:`stage_dirs`), the dev confusion matrix, the energy (``energy``,
     else :func:`find_energy`, else measured on ``energy_texts`` dev texts against the teacher of
     its ``metrics.json``), firing rates and the rasters of ``rasters`` dev sentences."""
-    from spikebert.distill.config import MAX_LENGTH
+    from spikebert.data.batching import MAX_LENGTH
     from spikebert.errors import SpikeBertError
     from spikebert.folders import is_spikebert, load_classifier
 

@@ -10,7 +10,8 @@ import typer
 
 from spikebert.cli import app
 from spikebert.analysis.energy import E_AC_PJ, E_MAC_PJ
-from spikebert.distill.config import MAX_LENGTH
+from spikebert.neurons.encoding import INPUT_GROUP
+from spikebert.data.batching import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 from spikebert.cli.options import BatchSize, DataDir, File, Json, MaxLength, Model, Output, Split, Task, TextColumn, TimeSteps
 
@@ -80,8 +81,8 @@ def _format_report(r: dict) -> str:
               f"paper's convention {r['conventions']['paper']['bert_base_ratio']:.2%} (the paper: "
               f"{r['paper_figures']['snn_energy_mj']:.2f} / {r['paper_figures']['ann_energy_mj']:.2f} mJ = "
               f"{r['paper_figures']['energy_ratio']:.1%})",
-              f"input encoding {r.get('input_encoding', 'real')}"
-              + (f", input firing rate {r['group_firing_rates']['embed']:.2%}" if "embed" in r.get("group_firing_rates", {})
+              f"input encoding {r['input_encoding']}"
+              + (f", input firing rate {r['group_firing_rates'][INPUT_GROUP]:.2%}" if INPUT_GROUP in r['group_firing_rates']
                  else "")]
     if "accuracy" in r:
         lines.append(f"SNN accuracy on these texts: {r['accuracy']:.2%}")

@@ -14,9 +14,9 @@ from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Dept
                                    InputEncoding, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model,
                                    Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
                                    TextColumn, Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
-from spikebert.data.batching import EVAL_BATCH_SIZE
+from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH
 from spikebert.data.tasks import load_data
-from spikebert.distill.config import (MAX_LENGTH, TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
+from spikebert.distill.config import (TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
                                       train_args)
 from spikebert.errors import SpikeBertError
 

@@ -17,7 +17,7 @@ from spikebert.cli import teacher_app, tokenizer_app
 from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
                       Seed, corpus_files)
 from spikebert.cli.train_cmds import job_args
-from spikebert.distill.config import MAX_LENGTH
+from spikebert.data.batching import MAX_LENGTH
 
 Corpus = Annotated[Optional[list[str]], typer.Option("--corpus", help="text file(s), one text a line (UTF-8); several may follow one --corpus (dir/*.txt)")]
 CorpusLimit = Annotated[Optional[int], typer.Option(

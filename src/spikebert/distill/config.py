@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 from spikebert.errors import SpikeBertError
 
-from spikebert.data.batching import MAX_LENGTH  # noqa: E402  (defined where texts are cut; re-exported)
 # stage 2 reads the teacher's outputs from an on-disk cache (spikebert.distill.teacher_cache), computed
 # once per teacher and data: the loss at given weights equals the live teacher's to 1e-7 relative, and
 # a step saves the teacher's forward pass (6 % of a step from the MiniLM, 34 % from the MPNet: measured

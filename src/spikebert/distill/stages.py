@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from spikebert.data.batching import Encoded, encode_examples, tokenize
+from spikebert.data.batching import MAX_LENGTH, Encoded, encode_examples, tokenize
 from spikebert.data.corpus import load_corpus
 from spikebert.data.tasks import TaskData, label_fields
 from spikebert.distill.augment import augment
-from spikebert.distill.config import (DIRECT, MAX_LENGTH, STAGE1, TEACHER_CACHE, TEACHER_CACHE_DTYPE, DistillConfig,
+from spikebert.distill.config import (DIRECT, STAGE1, TEACHER_CACHE, TEACHER_CACHE_DTYPE, DistillConfig,
                                       LayerMap, StudentShape)
 from spikebert.distill.losses import (Distiller, FeatureAligner, embeddings_from_teacher, student_config,
                                       teacher_word_embeddings)

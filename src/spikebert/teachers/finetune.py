@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 from spikebert.data.batching import encode_examples
 from spikebert.data.tasks import TaskData
-from spikebert.distill.config import MAX_LENGTH
+from spikebert.data.batching import MAX_LENGTH
 from spikebert.teachers.loading import load_teacher, resolve_teacher
 from spikebert.training.checkpoint import publish_model
 from spikebert.training.metrics import dev_evaluator
