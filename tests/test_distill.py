@@ -197,6 +197,7 @@ def test_a_student_shape_names_one_run_folder():
     assert shape_tag(cpu, StudentShape(time_steps=4, positions=False, tau=2.0)) == ""
     # a firing-rate penalty trains another student: a folder of its own
     assert run_tag(cpu, StudentShape(time_steps=4), LossWeights(spikes=0.1)) == "-spikes0.1"
+    assert run_tag(cpu, StudentShape(input_encoding="spike"), LossWeights(energy=0.5)) == "-spike-energy0.5"
     assert run_tag(cpu, StudentShape(time_steps=4), LossWeights()) == ""
 
 

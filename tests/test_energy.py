@@ -309,3 +309,64 @@ def test_energy_command_runs_the_model_at_the_given_time_steps(snn_dir, tmp_path
     assert reports[3]["snn_energy_mj"] > reports[1]["snn_energy_mj"]
     code, _, err = run(capsys, "energy", "--model", str(snn_dir), "--file", str(texts), "--time-steps", "0")
     assert code == 2 and "--time-steps" in err
+
+
+# ----------------------------------------------------------------------------- the energy penalty
+
+
+@pytest.mark.parametrize("encoding", ["real", "spike"])
+def test_energy_estimate_is_the_measured_ratio_and_back_propagates(tokenizer, encoding):
+    """The differentiable estimate of a batch is the strict-rule ratio ``measure`` reports for the
+    same texts (no teacher given: both against a BERT of the teacher's width at the student's
+    depth), and its gradient reaches the weights that make the spikes."""
+    from spikebert.analysis.energy import energy_ratio_estimate
+    from spikebert.neurons.recording import RateMeter
+
+    model = tiny_snn(input_encoding=encoding)
+    measured = measure(model, tokenizer, TEXTS, batch_size=3, timing=False)["energy_ratio"]
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with model.listen(RateMeter()) as meter:
+        model(batch["input_ids"], batch["attention_mask"])
+    estimate = energy_ratio_estimate(model, batch["attention_mask"], meter)
+    assert estimate.requires_grad and estimate.item() == pytest.approx(measured, rel=1e-6)
+    estimate.backward()
+    first = model.spikebert.layers[0].attention.query.linear.weight  # its q spikes are counted
+    assert first.grad is not None and first.grad.abs().sum() > 0
+
+
+def _train(weights, steps: int, data_dir, tokenizer):
+    """A tiny spike-input student trained ``steps`` SGD steps on the first SST-2 sentences with
+    ``weights``; returns its estimated energy ratio on dev sentences it never saw (eval mode)."""
+    from spikebert.analysis.energy import energy_ratio_estimate
+    from spikebert.data.tasks import load_data
+    from spikebert.distill.losses import Distiller
+    from spikebert.neurons.recording import RateMeter
+
+    train = load_data("sst2", "train", data_dir).examples[:64]
+    dev = load_data("sst2", "dev", data_dir).examples[:32]
+    model = tiny_snn(input_encoding="spike", num_hidden_layers=1, threshold=1.0).train()
+    distiller = Distiller(model, weights)
+    opt = torch.optim.Adam(distiller.parameters(), lr=3e-3)
+    for step in range(steps):
+        chunk = train[(step * 16) % 64:(step * 16) % 64 + 16]
+        b = tokenizer([e.text for e in chunk], padding=True, return_tensors="pt")
+        loss, terms = distiller(b["input_ids"], b["attention_mask"], torch.tensor([e.label for e in chunk]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    b = tokenizer([e.text for e in dev], padding=True, return_tensors="pt")
+    with torch.no_grad(), model.listen(RateMeter()) as meter:
+        model(b["input_ids"], b["attention_mask"])
+    return energy_ratio_estimate(model, b["attention_mask"], meter).item(), terms
+
+
+def test_the_energy_penalty_lowers_the_energy(data_dir, tokenizer):
+    """The same seeded training with and without the penalty: the penalised student spends less
+    energy on held-out sentences, and its loss logs the term it adds."""
+    from spikebert.distill.config import LossWeights
+
+    plain, plain_terms = _train(LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0), 12, data_dir, tokenizer)
+    penalised, terms = _train(LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0, energy=5.0), 12, data_dir, tokenizer)
+    assert set(plain_terms) == {"ce"} and set(terms) == {"ce", "energy"}
+    assert penalised < 0.8 * plain, (penalised, plain)

@@ -122,6 +122,27 @@ def test_spike_rate_gradients_are_the_same_when_blocks_recompute():
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
 
 
+def test_energy_estimate_gradients_are_the_same_when_blocks_recompute():
+    """The energy penalty's per-sentence counts are summed inside recomputed blocks too."""
+    from spikebert.analysis.energy import energy_ratio_estimate
+    from spikebert.neurons.recording import RateMeter
+
+    ids, mask = batch()
+    grads, values = [], []
+    for limit in (-1, 0):  # never, always
+        model = small(input_encoding="spike", checkpoint_tokens=limit).train()
+        with model.listen(RateMeter()) as meter:
+            out = model(ids, mask, labels=torch.tensor([0, 1, 2]))
+        estimate = energy_ratio_estimate(model, mask, meter)
+        (out.loss + estimate).backward()
+        values.append(estimate.item())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert values[0] == pytest.approx(values[1]) and values[0] > 0
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
 def test_the_encoder_returns_a_model_output_that_still_unpacks_like_a_tuple():
     model = small().eval()
     ids, mask = batch()

@@ -209,6 +209,7 @@ def test_a_time_budget_ends_the_learning_rate_decay_when_the_time_runs_out(tmp_p
     (dict(epochs=2, max_steps=5), 5, "max_steps"),
     (dict(epochs=2, max_minutes=0.05), 3, "max_minutes"),  # 3 s, before the schedule is fitted (step 10)
     (dict(epochs=None, max_steps=6, max_minutes=0.1), 6, "max_steps"),  # both at step 6: the steps are named
+    (dict(epochs=4, max_minutes=10.0), 16, "epochs"),  # time to spare: the planned end, fitted or not
 ])
 def test_the_run_stops_for_the_first_limit_reached_and_names_it(tmp_path, limits, steps, reason):
     data = Encoded([[1] * (i % 5 + 1) for i in range(32)])  # 4 steps an epoch

@@ -16,7 +16,7 @@ reused or resumed.
 the language of own data (``--language``, or detected from its texts) picks the teacher and the
 stage-1 corpus as a task's language does, so stage 1 is shared with the language's tasks.
 ``{tag}`` names the student-shape flags that differ from the preset (``-T8``, ``-L12-W768``,
-``-spike``...) and a firing-rate penalty (``-spikes0.1``), and is empty without them, so students
+``-spike``...) and a penalty (``-spikes0.1``, ``-energy0.5``), and is empty without them, so students
 of different shapes or losses never reuse each other's folders. ``{t}`` is empty for the
 language's default teacher and ``-{teacher id}`` for one given by ``--teacher`` (``-all-mpnet-base-v2``
 for ``mpnet``); it is part of ``{tag}`` too, so every folder of a run names its teacher. A
@@ -96,9 +96,10 @@ def shape_tag(preset_shape: StudentShape, shape: StudentShape) -> str:
 
 
 def run_tag(preset_shape: StudentShape, shape: StudentShape, weights: LossWeights) -> str:
-    """The folder tag of a run: its shape's, then a firing-rate penalty other than the default."""
+    """The folder tag of a run: its shape's, then a firing-rate or energy penalty other than the default."""
     spikes = f"-spikes{weights.spikes:g}" if weights.spikes != LossWeights.spikes else ""
-    return shape_tag(preset_shape, shape) + spikes
+    energy = f"-energy{weights.energy:g}" if weights.energy != LossWeights.energy else ""
+    return shape_tag(preset_shape, shape) + spikes + energy
 
 
 def default_corpus(language: str) -> list[str]:
@@ -382,7 +383,8 @@ def _log_data(data: Splits, log) -> None:
 
 def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "runs", preset: str = "cpu",
         teacher: str | None = None, corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
-        shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes, energy: bool = True,
+        shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes,
+        w_energy: float = LossWeights.energy, energy: bool = True,
         html: bool = True, push_to_hub: str | None = None, private: bool = False, log=print) -> dict:
     """The whole method for ``task``, or for ``data`` (the user's files, :func:`~spikebert.data.
     tasks.user_splits`), as the module docstring says; ``push_to_hub``: upload the student as
@@ -393,7 +395,7 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     data = _run_data(task, data, data_dir, p.limit)
     train, dev = data.train, data.dev
     shape = _as_shape(shape).over(p.shape)
-    distill = DistillConfig(weights=LossWeights(spikes=w_spikes), augment=AugmentConfig(
+    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy), augment=AugmentConfig(
         **_given(copies=p.augment, seed=seed)))
     tag = run_tag(p.shape, shape, distill.weights)
     r = _Run(train.name, preset, p, Path(workdir), seed, log, {"stages": {}})

@@ -67,6 +67,13 @@ and drops a real embedding's share in every later block, so it favours real inpu
 the report, with the ratio against a BERT-base of the paper's shape (12 × 768, intermediate 3072)
 on the same texts, beside the paper's figures (SNN 14.30 mJ, BERT-base 51.41 mJ, 27.8 %).
 
+**Estimate for training** (:func:`energy_ratio_estimate`): the strict rule on one batch, computed
+from the spike counts of the forward call as tensors, so that it back-propagates through the
+surrogate gradients: each group's spikes weighted by the operations they drive (an input spike by
+the q, k, v and fc1 of every block, a block's out and mlp2 spikes by those of every later block).
+It is what the energy penalty of distillation (``--w-energy``) lowers; on the same texts it equals
+the ``energy_ratio`` of :func:`measure` without a teacher.
+
 Without a given teacher the ANN reference is a BERT of the teacher's shape: as many layers as the
 student, width ``teacher_hidden_size``, intermediate 4 × width (BERT's ratio), 64-wide heads.
 Firing rates come from :class:`~spikebert.neurons.recording.SpikeRecorder`. Wall-clock CPU time is
@@ -86,7 +93,7 @@ from tqdm import tqdm
 from spikebert.data.batching import MAX_LENGTH, Encoded, make_loader, pad_id, tokenize
 from spikebert.errors import SpikeBertError
 from spikebert.neurons.encoding import INPUT_GROUP
-from spikebert.neurons.recording import token_mask
+from spikebert.neurons.recording import RateMeter, per_sentence, token_mask
 from spikebert.predict import BATCH_SIZE
 
 E_MAC_PJ = 4.6
@@ -202,9 +209,15 @@ def ann_ops(shape: AnnShape, lengths) -> tuple[list[Ops], Ops]:
     return [Ops(float(per_layer), float(adds)) for _ in range(shape.layers)], Ops(float(head))
 
 
-def _block_sums(sums: dict, i: int) -> dict[str, np.ndarray]:
+def _values(x):
+    """Per-sentence values as float64 numpy, or as they are when a tensor (the estimate keeps its
+    gradient): every count below is written in operations both support."""
+    return x.double() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def _block_sums(sums: dict, i: int) -> dict:
     try:
-        return {g: np.asarray(sums[f"layer{i}.{g}"], dtype=np.float64) for g in ROLES}
+        return {g: _values(sums[f"layer{i}.{g}"]) for g in ROLES}
     except KeyError as e:
         raise SpikeBertError(f"no spike count for neuron group {e.args[0]}: the energy count reads the groups "
                              f"layer{{i}}.{{{','.join(ROLES)}}} of every block") from None
@@ -220,27 +233,40 @@ def _residual_fed(convention: str, i: int, L, d: int, f: int, T: int, stream, ou
         qkv_spikes, macs = 0.0, L.sum() * 3 * d * d
     elif convention == "strict" and not spike_input:  # the real embedding, multiplied once per token
         macs = L.sum() * d * (3 * d + f)
-    return Ops(float(macs), float(qkv_spikes * 3 * d + fc1_spikes * f))
+    return Ops(macs, qkv_spikes * 3 * d + fc1_spikes * f)
 
 
 def snn_ops(config, lengths, sums: dict, convention: str = HEADLINE) -> tuple[list[Ops], Ops]:
     """Per-layer and head operations of a SpikeBERT model under ``convention`` (one of
     :data:`CONVENTIONS`), summed over sentences; ``sums[name]`` holds each sentence's spike count of
     neuron group ``name`` (over T, its tokens and channels). The input is spikes when ``sums`` has
-    the input group ``embed``."""
+    the input group ``embed``. Lengths and sums may be numpy arrays or tensors (then the counts
+    are tensors that keep their gradient: :func:`energy_ratio_estimate`)."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
     T, d, f = config.time_steps, config.hidden_size, config.intermediate_size
-    L = np.asarray(lengths, dtype=np.float64)
+    L = _values(lengths)
     spike_input = INPUT_GROUP in sums
-    stream = np.asarray(sums[INPUT_GROUP], dtype=np.float64) if spike_input else np.zeros_like(L)
+    stream = _values(sums[INPUT_GROUP]) if spike_input else L * 0.0
     layers = []
     for i in range(config.num_hidden_layers):
         s = _block_sums(sums, i)
-        spike_ops = Ops(0.0, float(((s["q"] + s["v"]) * L).sum() + (s["attn"].sum() + s["mlp1"].sum()) * d))
+        spike_ops = Ops(0.0, ((s["q"] + s["v"]) * L).sum() + (s["attn"].sum() + s["mlp1"].sum()) * d)
         layers.append(spike_ops + _residual_fed(convention, i, L, d, f, T, stream, s["out"], spike_input))
         stream = stream + s["out"] + s["mlp2"]
     return layers, Ops(float(len(L) * T * d * config.num_labels))
+
+
+def energy_ratio_estimate(model, attention_mask: torch.Tensor, meter: RateMeter) -> torch.Tensor:
+    """The batch's energy by the strict rule as a fraction of a BERT of the teacher's width at the
+    student's depth (:meth:`AnnShape.reference_for`: the MiniLM teacher's own shape), a tensor
+    that back-propagates through the spike counts ``meter`` heard in the forward call: what an
+    energy penalty (``LossWeights.energy``) lowers. With the same texts it is the
+    ``energy_ratio`` that :func:`measure` reports without a teacher."""
+    lengths = attention_mask.sum(1)
+    snn = sum(*snn_ops(model.config, lengths, meter.totals, "strict"))
+    ann = sum(*ann_ops(AnnShape.reference_for(model.config), lengths.tolist()))
+    return snn.energy_mj() / ann.energy_mj()
 
 
 def _batches(tokenizer, texts, batch_size: int, max_length: int) -> list[dict]:
@@ -268,12 +294,11 @@ def count_spikes(model, batches: list[dict], n: int):
     sums = {name: np.zeros(n) for name in model.neuron_groups()}
     index = None
 
-    def per_sentence(name, spikes, mask):
-        counted = spikes if mask is None else spikes * token_mask(mask, spikes)
-        sums[name][index] += counted.movedim(1, 0).flatten(1).sum(1).numpy()
+    def add(name, spikes, mask):
+        sums[name][index] += per_sentence(spikes if mask is None else spikes * token_mask(mask, spikes)).numpy()
 
     model.eval()
-    with model.record_spikes() as rec, model.listen(per_sentence):
+    with model.record_spikes() as rec, model.listen(add):
         for b in tqdm(batches, desc="counting spikes", disable=None, leave=False):
             index = b["index"].numpy()
             lengths[index] = b["attention_mask"].sum(1).numpy()

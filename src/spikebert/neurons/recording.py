@@ -7,8 +7,9 @@ count: a sentence's rates are the same alone and in a padded batch.
 
 - :class:`SpikeRecorder` counts spikes and neuron-steps per group (floats, no gradient): the
   firing rates of ``model.record_spikes()``, the energy report and ``spikebert inspect``.
-- :class:`RateMeter` keeps each group's firing rate as a tensor that back-propagates through the
-  surrogate gradient: the model's ``spike_rate`` output, for a firing-rate penalty.
+- :class:`RateMeter` keeps each group's spikes per sentence and firing rate as tensors that
+  back-propagate through the surrogate gradient: the model's ``spike_rate`` output, for a
+  firing-rate penalty, and the differentiable energy estimate, for an energy penalty.
 """
 
 from __future__ import annotations
@@ -29,19 +30,25 @@ def real_slots(spikes: torch.Tensor, mask: torch.Tensor | None) -> float:
     return float(mask.sum().item()) * spikes.numel() / (mask.shape[0] * mask.shape[1])
 
 
+def per_sentence(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[T, B, ...]`` summed over every dimension but the batch: ``[B]``."""
+    return x.movedim(1, 0).flatten(1).sum(1)
+
+
 class MaskedSum(torch.autograd.Function):
-    """``(spikes · mask).sum()`` keeping the mask as a plain attribute, not a saved tensor: the sum
-    may then run inside a block that recomputes its activations in backward
-    (``torch.utils.checkpoint``) without adding a tensor its recomputation would not save."""
+    """Each sentence's ``(spikes · mask)`` sum, ``[B]``, keeping the mask as a plain attribute, not
+    a saved tensor: the sum may then run inside a block that recomputes its activations in
+    backward (``torch.utils.checkpoint``) without adding a tensor its recomputation would not save."""
 
     @staticmethod
     def forward(ctx, spikes, m):
         ctx.m, ctx.shape = m, spikes.shape
-        return (spikes * m).sum()
+        return per_sentence(spikes * m)
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad * ctx.m).expand(ctx.shape), None
+        g = grad.view(1, -1, *([1] * (len(ctx.shape) - 2)))
+        return (g * ctx.m).expand(ctx.shape), None
 
 
 class SpikeRecorder:
@@ -64,7 +71,9 @@ class SpikeRecorder:
 
 
 class RateMeter:
-    """Each group's firing rate over real tokens in one forward call, as a differentiable tensor.
+    """Each group's spikes per sentence (``totals[name]``, ``[B]``) and firing rate over real
+    tokens in one forward call, as differentiable tensors: the model's ``spike_rate`` output and
+    the energy estimate of :func:`spikebert.analysis.energy.energy_ratio_estimate` read them.
 
     Listening only sums (spikes, and real neuron-steps); the division waits for :meth:`mean`, out
     of any block that recomputes its activations, where no tensor may be saved that its
@@ -76,14 +85,15 @@ class RateMeter:
 
     def __call__(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None):
         if mask is None:
-            self.totals[name], self.slots[name] = spikes.sum(), torch.tensor(float(spikes.numel()))
+            self.totals[name], self.slots[name] = per_sentence(spikes), torch.tensor(float(spikes.numel()))
             return
         per_token = spikes.numel() / (mask.shape[0] * mask.shape[1])
         self.totals[name] = MaskedSum.apply(spikes, token_mask(mask, spikes))
         self.slots[name] = mask.detach().sum().to(spikes.dtype) * per_token  # a tensor: no device sync
 
     def rates(self) -> dict[str, torch.Tensor]:
-        return {k: self.totals[k] / self.slots[k].to(self.totals[k].device).clamp(min=1.0) for k in self.totals}
+        return {k: self.totals[k].sum() / self.slots[k].to(self.totals[k].device).clamp(min=1.0)
+                for k in self.totals}
 
     def mean(self) -> torch.Tensor:
         """The mean over groups of each group's firing rate (a scalar tensor)."""

@@ -146,11 +146,12 @@ class Schedule:
 
     def fit_to_budget(self, step: int, planned: int, seconds: float, budget: float):
         """After ``step`` steps in ``seconds`` (evaluations included), end at the step the
-        ``budget`` (seconds) is expected to last to, never beyond the ``planned`` steps."""
+        ``budget`` (seconds) is expected to last to, never beyond the ``planned`` steps (a budget
+        with time to spare ends the run at its planned end, not after it at a rate of 0)."""
         if seconds <= 0:  # a clock that has not moved tells nothing yet
             return
         expected = step + int((budget - seconds) * step / seconds)
-        self.horizon = max(step + 1, min(planned, expected))
+        self.horizon = min(planned, max(step + 1, expected))
 
 
 def _honour_new_lr(optimizer, scheduler, lr: float, verbose: bool):
@@ -372,7 +373,7 @@ def stop_reason(run: Run, spent: float) -> str | None:
     """Why the run stops after its current step, or None to go on: ``max_steps`` reached; the
     ``max_minutes`` budget spent (or the schedule fitted to it ended before the planned steps);
     the planned epochs done."""
-    args, end = run.args, run.step >= run.schedule.horizon
+    args, end = run.args, run.step >= min(run.schedule.horizon, run.total)
     if args.max_steps and run.step >= args.max_steps:
         return "max_steps"
     if args.max_minutes is not None and (spent / 60 >= args.max_minutes or (end and run.step < run.total)):
