@@ -370,3 +370,19 @@ def test_the_energy_penalty_lowers_the_energy(data_dir, tokenizer):
     penalised, terms = _train(LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0, energy=5.0), 12, data_dir, tokenizer)
     assert set(plain_terms) == {"ce"} and set(terms) == {"ce", "energy"}
     assert penalised < 0.8 * plain, (penalised, plain)
+
+
+def test_both_penalties_read_one_meter(tokenizer):
+    """With the energy penalty the firing-rate term comes from the same listening: it is the
+    model's own ``spike_rate``."""
+    from spikebert.distill.config import LossWeights
+    from spikebert.distill.losses import Distiller
+
+    model = tiny_snn(input_encoding="spike")
+    b = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    weights = LossWeights(ce=1.0, kl=0.0, rep=0.0, emb=0.0, spikes=0.5, energy=0.5)
+    loss, terms = Distiller(model, weights)(b["input_ids"], b["attention_mask"], torch.tensor([1, 0, 1]))
+    assert set(terms) == {"ce", "spikes", "energy"}
+    rate = model(b["input_ids"], b["attention_mask"], return_spike_rate=True).spike_rate
+    assert terms["spikes"].item() == pytest.approx(rate.item())
+    assert loss.item() == pytest.approx(terms["ce"].item() + 0.5 * (terms["spikes"].item() + terms["energy"].item()))

@@ -56,22 +56,22 @@ def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
 
 def run_student(student: SpikeBertForSequenceClassification, input_ids, attention_mask,
                 weights: LossWeights) -> tuple:
-    """The student's output, asked for its differentiable mean firing rate when ``weights.spikes``
-    is set (``return_spike_rate``; a model that does not know the flag ignores it), and the
-    penalty terms the weights ask for (``spikes``, ``energy``), as differentiable tensors."""
-    extra = {"return_spike_rate": True} if weights.spikes else {}
+    """The student's output and the penalty terms the weights ask for (``spikes``, ``energy``), as
+    differentiable tensors. The firing rate alone comes from the model's ``spike_rate`` output
+    (``return_spike_rate``; a model that does not know the flag ignores it); with the energy
+    penalty, one meter listening to the forward call gives both."""
     if not weights.energy:
+        extra = {"return_spike_rate": True} if weights.spikes else {}
         out = student(input_ids=input_ids, attention_mask=attention_mask, **extra)
         return out, ({"spikes": spike_rate(out)} if weights.spikes else {})
     from spikebert.analysis.energy import energy_ratio_estimate
 
-    if not hasattr(student, "neuron_groups"):
-        raise SpikeBertError("--w-energy needs a SpikeBERT student (its neuron groups): leave --w-energy at 0")
     with student.listen(RateMeter()) as meter:
-        out = student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        out = student(input_ids=input_ids, attention_mask=attention_mask)
     mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-    penalties = {"energy": energy_ratio_estimate(student, mask, meter).to(out.logits.dtype)}
-    return out, ({"spikes": spike_rate(out)} | penalties if weights.spikes else penalties)
+    penalties = {"spikes": meter.mean()} if weights.spikes else {}
+    penalties["energy"] = energy_ratio_estimate(student, mask, meter).to(out.logits.dtype)
+    return out, penalties
 
 
 def spike_rate(out) -> torch.Tensor:
