@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from spikebert import INPUT_ENCODINGS
+
 CLI = [sys.executable, "-m", "spikebert.cli"]
 
 
@@ -76,7 +78,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for enc, marker in (("real", "o"), ("spike", "s")):
+    markers = dict(zip(INPUT_ENCODINGS, "osD^v"))
+    for enc in dict.fromkeys(r["encoding"] for r in rows):
+        marker = markers.get(enc, "x")
         pts = [r for r in rows if r["encoding"] == enc]
         ax.scatter([r["energy_ratio"] * 100 for r in pts], [r["dev_accuracy"] * 100 for r in pts], marker=marker,
                    label=f"input {enc}", alpha=0.8)

@@ -17,8 +17,8 @@ def small(**kw):
 
 
 def test_encodings_are_named():
-    assert INPUT_ENCODINGS == ("real", "spike")
-    with pytest.raises(ValueError, match="input_encoding must be one of real, spike"):
+    assert INPUT_ENCODINGS == ("real", "spike", "neuron")
+    with pytest.raises(ValueError, match="input_encoding must be one of real, spike, neuron"):
         SpikeBertConfig(input_encoding="rate")
 
 
@@ -54,19 +54,63 @@ def test_real_input_blocks_read_the_embedding():
         assert torch.equal(seen[0], model.spikebert.embed(ids).expand(4, -1, -1, -1))
 
 
-def test_the_surrogate_gradient_reaches_the_embedding():
-    model = small()
+@pytest.mark.parametrize("encoding", ["spike", "neuron"])
+def test_the_surrogate_gradient_reaches_the_embedding(encoding):
+    model = small(input_encoding=encoding)
     ids, mask = batch()
     model(ids, mask, labels=torch.tensor([0, 1, 2])).loss.backward()
     grad = model.spikebert.embeddings.weight.grad
     used = torch.unique(ids[mask.bool()])
     assert (grad[used].abs().sum(1) > 0).all()
+    if encoding == "neuron":  # and the input's own scale and shift
+        norm = model.spikebert.input_encoder.norm
+        assert norm.weight.grad.abs().sum() > 0 and norm.bias.grad.abs().sum() > 0
 
 
-def test_the_encoding_owns_no_tensor():
-    """A stage-1 student of one encoding has exactly the tensors of the other (strict loading
-    cannot tell them apart; stage 2 decides whether it may switch)."""
-    assert list(small(input_encoding="real").state_dict()) == list(small(input_encoding="spike").state_dict())
+def lif_by_hand(current, time_steps, tau, threshold):
+    """A LIF driven by a constant current, step by step as SpikingJelly's LIFNode (hard reset to 0)."""
+    v, out = torch.zeros_like(current), []
+    for _ in range(time_steps):
+        h = v + (current - v) / tau
+        s = (h >= threshold).float()
+        out.append(s)
+        v = h * (1 - s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_neuron_input_is_a_lif_of_the_normalised_embedding_varying_over_time(positions):
+    """``neuron``: block 0 reads the spikes of a LIF driven by LayerNorm(embedding) (exact 0/1,
+    not the same at every step); every later input is an integer count, as with ``spike``."""
+    model = small(input_encoding="neuron", position_embeddings=positions).eval()
+    with torch.no_grad():  # a learned scale and shift, not the identity
+        model.spikebert.input_encoder.norm.weight.uniform_(0.5, 2.0)
+        model.spikebert.input_encoder.norm.bias.uniform_(-0.5, 0.5)
+    seen = {}
+    for i, block in enumerate(model.spikebert.layers):
+        block.attention.register_forward_pre_hook(lambda m, args, i=i: seen.__setitem__(("attn", i), args[0]))
+        block.mlp.register_forward_pre_hook(lambda m, args, i=i: seen.__setitem__(("mlp", i), args[0]))
+    ids, mask = batch()
+    with torch.no_grad(), model.record_spikes() as rec:
+        model(ids, mask)
+        current = model.spikebert.input_encoder.norm(model.spikebert.embed(ids))
+    cfg = model.config
+    x0 = seen[("attn", 0)]
+    assert torch.equal(x0, lif_by_hand(current, cfg.time_steps, cfg.tau, cfg.threshold))
+    assert set(x0.unique().tolist()) == {0.0, 1.0}
+    assert not torch.equal(x0[0], x0[-1])  # the input varies over time
+    for key, x in seen.items():
+        assert torch.equal(x, x.round()) and x.min() >= 0, key
+    assert rec.spikes["embed"] == pytest.approx(float((x0 * mask[None, :, :, None]).sum()))
+
+
+def test_which_encodings_own_tensors():
+    """A stage-1 student of ``real`` has exactly the tensors of ``spike`` (strict loading cannot
+    tell them apart; stage 2 refuses the switch by the config); ``neuron`` adds its LayerNorm."""
+    real = list(small(input_encoding="real").state_dict())
+    assert real == list(small(input_encoding="spike").state_dict())
+    extra = set(small(input_encoding="neuron").state_dict()) - set(real)
+    assert extra == {"spikebert.input_encoder.norm.weight", "spikebert.input_encoder.norm.bias"}
 
 
 @pytest.mark.parametrize("positions", [False, True])

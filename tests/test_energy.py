@@ -128,6 +128,22 @@ def test_every_rule_by_hand_on_given_spike_counts():
         snn_ops(cfg, [3], real, "optimistic")
 
 
+def input_spikes(model, ids) -> float:
+    """The input group's spikes over T, recomputed from the embedding: H(x) at each step (spike),
+    a LIF driven by LayerNorm(x) (neuron), none (real)."""
+    cfg, x = model.config, model.spikebert.embed(ids)
+    if cfg.input_encoding == "spike":
+        return cfg.time_steps * float((x >= 0).sum())
+    if cfg.input_encoding == "neuron":
+        c, v, total = model.spikebert.input_encoder.norm(x), torch.zeros_like(x), 0.0
+        for _ in range(cfg.time_steps):
+            h = v + (c - v) / cfg.tau
+            s = (h >= cfg.threshold).float()
+            total, v = total + float(s.sum()), h * (1 - s)
+        return total
+    return 0.0
+
+
 def hand_count(model, tokenizer, texts):
     """Spikes captured with plain forward hooks (the input spikes recomputed from the embedding);
     every operation counted from its definition, the paper's as fr·T·FLOPs at measured rates."""
@@ -145,7 +161,7 @@ def hand_count(model, tokenizer, texts):
             L = ids.shape[1]
             with torch.no_grad():
                 model(ids, torch.ones_like(ids))
-                E = T * float((model.spikebert.embed(ids) >= 0).sum()) if cfg.input_encoding == "spike" else 0.0
+                E = input_spikes(model, ids)
             S = 0.0
             for i in range(cfg.num_hidden_layers):
                 n = {g: float((spikes[f"layer{i}.{g}"] != 0).sum()) for g in ("q", "v", "attn", "out", "mlp1", "mlp2")}
@@ -168,7 +184,7 @@ def hand_count(model, tokenizer, texts):
     return counts
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
     from spikebert.analysis.energy import ann_layer_macs
 
@@ -176,7 +192,7 @@ def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
     counts = hand_count(model, tokenizer, TEXTS)
     r = measure(model, tokenizer, TEXTS, batch_size=2, timing=False)  # padded batches
     assert all(rate > 0 for groups in r["firing_rates"].values() for rate in groups.values())
-    assert ("embed" in r["firing_rates"]) is (encoding == "spike") and r["input_encoding"] == encoding
+    assert ("embed" in r["firing_rates"]) is (encoding != "real") and r["input_encoding"] == encoding
     n = len(TEXTS)
     rows = r["layers"]
     for prefix, c in (("snn", "strict"), ("paper", "paper")):
@@ -193,7 +209,7 @@ def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
     assert r["headline"]["convention"] == "strict" and r["headline"]["why"]
     assert r["snn"]["macs"] == r["conventions"]["strict"]["macs"] and r["snn_energy_mj"] == r["conventions"]["strict"]["energy_mj"]
     assert r["snn_dense_residual"]["macs"] == r["conventions"]["dense_residual"]["macs"]
-    if encoding == "spike":
+    if encoding != "real":
         assert r["conventions"]["strict"]["macs"] * n == head  # a table read, then accumulates only
     # the reference BERT: the student's depth, teacher width (= 64 here), intermediate 4×
     lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]
@@ -210,7 +226,7 @@ def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
     assert r["paper_figures"]["energy_ratio"] == pytest.approx(0.278, abs=5e-4)
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_counts_and_rates_do_not_depend_on_padding(tokenizer, encoding):
     model = tiny_snn(input_encoding=encoding)
     alone = measure(model, tokenizer, TEXTS, batch_size=1, timing=False)
@@ -228,7 +244,7 @@ def test_counts_and_rates_do_not_depend_on_padding(tokenizer, encoding):
                                                               if k.startswith("layer1.")})
     assert padded["group_firing_rates"] == pytest.approx(rec.rates())
     assert list(padded["group_firing_rates"]) == list(model.neuron_groups())
-    if encoding == "spike":
+    if encoding != "real":
         assert padded["firing_rates"]["embed"] == pytest.approx({"embed": rec.rates()["embed"]})
 
 
@@ -314,7 +330,7 @@ def test_energy_command_runs_the_model_at_the_given_time_steps(snn_dir, tmp_path
 # ----------------------------------------------------------------------------- the energy penalty
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_energy_estimate_is_the_measured_ratio_and_back_propagates(tokenizer, encoding):
     """The differentiable estimate of a batch is the strict-rule ratio ``measure`` reports for the
     same texts (no teacher given: both against a BERT of the teacher's width at the student's

@@ -49,7 +49,7 @@ def test_fused_lif_matches_autograd_loop():
         assert torch.allclose(x1.grad, x2.grad, atol=1e-6)
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 @pytest.mark.parametrize("positions", [False, True])
 def test_logits_do_not_depend_on_padding_or_batch(positions, encoding):
     model = small(position_embeddings=positions, input_encoding=encoding).eval()
@@ -101,7 +101,7 @@ def test_no_state_leaks_between_calls():
     assert torch.equal(model(ids, mask).logits, first)
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_save_load_round_trip_gives_identical_logits(tmp_path, encoding):
     from transformers import AutoModelForSequenceClassification
 
@@ -123,7 +123,7 @@ def test_one_time_step_works():
     assert out.logits.shape == (3, 3)
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_firing_rates_lie_in_unit_interval_and_ignore_padding(encoding):
     model = small(threshold=0.3, input_encoding=encoding).eval()
     ids, mask = batch()
@@ -131,7 +131,7 @@ def test_firing_rates_lie_in_unit_interval_and_ignore_padding(encoding):
         model(ids, mask)
     rates = rec.rates()
     assert list(rates) == list(model.neuron_groups())
-    assert len(rates) == 2 * 7 + (encoding == "spike")
+    assert len(rates) == 2 * 7 + (encoding != "real")
     assert all(0.0 <= r <= 1.0 for r in rates.values())
     assert any(r > 0 for r in rates.values())
     # the same sentences without their padding give the same rates

@@ -69,17 +69,17 @@ def test_the_lif_fast_path_is_the_base_loop():
     assert torch.equal(lif.multi_step(x), Neuron.forward_autograd(lif, x))
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_the_model_declares_its_neuron_groups_in_order(encoding):
     model = small(input_encoding=encoding)
     names = list(model.neuron_groups())
     expected = [f"layer{i}.{g}" for i in range(2) for g in GROUPS]
-    assert names == (["embed"] + expected if encoding == "spike" else expected)
+    assert names == (expected if encoding == "real" else ["embed"] + expected)
     assert all(m.name == name for name, m in model.neuron_groups().items())
     assert list(model.spikebert.neuron_groups()) == names
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_the_recorder_and_listeners_read_the_declared_groups(encoding):
     model = small(input_encoding=encoding).eval()
     ids, mask = batch()
@@ -91,7 +91,7 @@ def test_the_recorder_and_listeners_read_the_declared_groups(encoding):
     assert all(not m.listeners for m in model.neuron_groups().values())  # detached afterwards
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike"])
+@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
 def test_spike_rate_is_the_mean_group_rate_and_differentiable(encoding):
     model = small(input_encoding=encoding)
     ids, mask = batch()

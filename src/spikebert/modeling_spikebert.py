@@ -1,13 +1,15 @@
 """SpikeBERT: the language Spikformer of Zhang et al. (arXiv 2308.15122), as a `transformers` model.
 
-    tokens ─ Embedding (+ optional learned positions) ─ input encoding, the same at each of T steps
+    tokens ─ Embedding (+ optional learned positions) ─ input encoding over T steps
            ─ Block × depth:   x = x + SpikingSelfAttention(x);  x = x + SpikingMLP(x)
            ─ LayerNorm ─ masked mean over tokens ─ classifier at each step ─ mean over T ─ logits
 
 Input encoding (``config.input_encoding``, :mod:`spikebert.neurons.encoding`): ``real`` repeats the
 embedding itself, so the residual stream carries a real-valued part; ``spike`` (the reference's
 ``self.atan(x)``) repeats its Heaviside step H(embedding) with a surrogate gradient, so the residual
-stream is an integer count: the input spikes plus the spike outputs of the sub-layers before.
+stream is an integer count: the input spikes plus the spike outputs of the sub-layers before;
+``neuron`` drives the model's neuron with LayerNorm(embedding) for T steps (spikes that vary over
+time, the residual stream an integer count as with ``spike``).
 
 Spiking self-attention: Q, K, V = N(LayerNorm(Linear(x))); A = N_{θ/2}((Q Kᵀ) V · scale), no
 softmax; out = N(LayerNorm(Linear(A))). Spiking MLP: N(LN(Linear_{d→4d})) → N(LN(Linear_{4d→d})).
@@ -15,7 +17,7 @@ N is the neuron named by ``config.neuron`` (the fused multi-step LIF by default;
 in :mod:`spikebert.neurons.base`).
 
 The model declares its neuron groups, in order: ``model.neuron_groups()`` gives ``embed`` (with
-spike input) and ``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``. The spike recorder
+spike or neuron input) and ``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``. The spike recorder
 (``model.record_spikes()``), the differentiable firing rate (``return_spike_rate=True``), the
 rasters and the energy count all listen to those groups.
 
@@ -42,7 +44,8 @@ from spikebert.neurons.lif import TAU
 from spikebert.neurons.recording import RateMeter, SpikeRecorder
 
 # real: the embedding itself enters the residual stream (every block's q, k, v and fc1 multiply it);
-# spike: the reference's Heaviside(embedding) with a surrogate gradient, the same spikes at each step
+# spike: the reference's Heaviside(embedding) with a surrogate gradient, the same spikes at each step;
+# neuron: LayerNorm(embedding) as the current of a neuron group over T (spikes that vary over time)
 INPUT_ENCODINGS = tuple(ENCODINGS)
 
 
@@ -95,8 +98,9 @@ class SpikeBertConfig(PretrainedConfig):
             In training, a batch of more than this many token slots (batch × length) recomputes
             each block's activations in backward instead of keeping them; 0: always, -1: never.
         input_encoding (`str`, *optional*, defaults to `"real"`):
-            How the embedding enters the blocks: `"real"` (the embedding itself) or `"spike"`
-            (its Heaviside step, a neuron group `embed`); see :mod:`spikebert.neurons.encoding`.
+            How the embedding enters the blocks: `"real"` (the embedding itself), `"spike"`
+            (its Heaviside step, a neuron group `embed`) or `"neuron"` (LayerNorm of it driving a
+            neuron group `embed` of the model's neuron over T); see :mod:`spikebert.neurons.encoding`.
         neuron (`str`, *optional*, defaults to `"lif"`):
             The spiking neuron of every layer, by registry name (`"lif"`, `"if"`;
             :func:`spikebert.neurons.base.get_neuron`).

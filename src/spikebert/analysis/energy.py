@@ -39,15 +39,19 @@ x_i = x_0 + S_i with S_i = Σ_{j<i} (out_j + mlp2_j), a count of spikes.
   W·x_i = W·x_0 + W·S_i: a spike-driven implementation multiplies the embedding once per token
   (MACs, L·d·(3d + f) per block, not T times: it does not change over time) and accumulates the
   spikes (ACs, ΣS_i·(3d + f) + Σout_i·f).
-- ``spike`` input: x_0 = E, the input spikes (the group ``embed``, 0/1 at every step), so x_i is an
-  integer count and every residual-fed layer accumulates: ACs (ΣE + ΣS_i)·(3d + f) + Σout_i·f, no
-  MAC. The embedding lookup behind E is a table read: no operation.
+- ``spike`` and ``neuron`` input: x_0 = E, the input spikes (the group ``embed``, 0/1 at every
+  step; the same at every step with ``spike``, varying with ``neuron``), so x_i is an integer count
+  and every residual-fed layer accumulates: ACs (ΣE + ΣS_i)·(3d + f) + Σout_i·f, no MAC. The
+  embedding lookup behind E is a table read: no operation (E is a function of the token alone,
+  ``neuron``'s LayerNorm and membrane included, so its spike train can be the table's entry).
 The encoding is read from the declared groups: a model with an ``embed`` group has spike input.
 
 **Paper's convention** (Spikformer, SpikeBERT; ``conventions["paper"]``): E = E_MAC·FLOPs(first
 layer) + E_AC·Σ fr·T·FLOPs over every other synaptic operation, fr the measured firing rate of
 its input. The first layer is the one reading the encoded input, block 0's q, k, v: MACs L·3d²,
-once per token (the input is the same at every step), whatever the encoding. For any other
+once per token (the input is the same at every step), whatever the encoding (``neuron``'s input
+varies over the steps; it is counted the same, so for it this convention holds only where those
+products are tabled per token, not made at each step). For any other
 operation fr·T·FLOPs = Σ(input spikes)·fan-out, so it is the strict count above with the residual
 stream's spikes (E + S_i, and out_i for fc1): block 0's fc1 and the later blocks' q, k, v, fc1
 read their input's spikes. A real-valued embedding has no firing rate: under this convention its

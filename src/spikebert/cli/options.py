@@ -35,7 +35,8 @@ Tau = Annotated[Optional[float], typer.Option("--tau", help="LIF membrane time c
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="LIF firing threshold")]
 Positions = Annotated[Optional[bool], typer.Option("--positions/--no-positions", help="learned position embeddings (starting from the teacher's, when there is one)")]
 InputEncoding = Annotated[Optional[str], typer.Option(
-    "--input-encoding", help="how tokens enter the spiking blocks: real (the embedding) or spike (its Heaviside)")]
+    "--input-encoding", help="how tokens enter the spiking blocks: real (the embedding), spike (its Heaviside) or neuron "
+    "(its LayerNorm driving a neuron over T: spikes that vary over time)")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]
 
 

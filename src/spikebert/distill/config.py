@@ -55,8 +55,9 @@ class StudentShape:
         tau: LIF membrane time constant (owns no weights).
         threshold: LIF firing threshold (owns no weights).
         positions: learned position embeddings (``position_embeddings``).
-        input_encoding: ``"real"`` (the embedding enters the blocks) or ``"spike"`` (its
-            Heaviside, with a surrogate gradient).
+        input_encoding: ``"real"`` (the embedding enters the blocks), ``"spike"`` (its
+            Heaviside, with a surrogate gradient) or ``"neuron"`` (its LayerNorm driving a
+            neuron group over T); :mod:`spikebert.neurons.encoding`.
     """
 
     depth: int | None = _shape_field("num_hidden_layers", "L", from_teacher=True)

@@ -7,6 +7,12 @@
   backward, the same spikes at every step. It is a neuron group of its own, ``embed``, so its
   spikes are recorded, drawn and counted like any other group's; the residual stream is then an
   integer count of spikes and every synapse downstream accumulates.
+- ``neuron``: the embedding, layer-normalised (a learned scale and shift per channel), as a
+  constant input current into a group ``embed`` of the model's own neuron (``config.neuron``, LIF
+  by default) for T steps: binary spikes that vary over time, a channel firing sooner and more
+  often the stronger its current (channels below threshold stay silent). Downstream it is spike
+  input exactly as ``spike`` is; it is a function of the token alone (without position
+  embeddings), so it too is a table read in the energy count.
 
 A new encoding is a module with ``from_config(config)``, ``forward(x, mask, time_steps)`` and
 ``neuron_groups()`` (``{}``, or its own group when it emits spikes: a :class:`SpikeSource` named
@@ -19,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikebert.neurons.base import SpikeSource
+from spikebert.neurons.base import SpikeSource, get_neuron
 from spikebert.neurons.surrogate import Heaviside, get_surrogate
 
 INPUT_GROUP = "embed"  # the neuron group of a spiking input encoding
@@ -78,3 +84,25 @@ class HeavisideInput(SpikeSource):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, time_steps: int) -> torch.Tensor:
         spikes = Heaviside.apply(x, self.surrogate, self.alpha)
         return self.emit(spikes.unsqueeze(0).repeat(time_steps, 1, 1, 1), mask)
+
+
+@register_encoding("neuron")
+class NeuronInput(nn.Module):
+    """``LayerNorm(x)`` as a constant current into a neuron group ``embed`` of the model's neuron
+    kind for T steps (its threshold, tau and surrogate are the model's): spikes vary over time."""
+
+    def __init__(self, norm: nn.LayerNorm, neuron: SpikeSource):
+        super().__init__()
+        self.norm, self.neuron = norm, neuron
+
+    @classmethod
+    def from_config(cls, config) -> "NeuronInput":
+        return cls(nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps),
+                   get_neuron(config.neuron).from_config(config, INPUT_GROUP))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, time_steps: int) -> torch.Tensor:
+        current = self.norm(x).unsqueeze(0).expand(time_steps, -1, -1, -1).contiguous()
+        return self.neuron(current, mask)
+
+    def neuron_groups(self) -> dict[str, SpikeSource]:
+        return self.neuron.neuron_groups()
