@@ -8,6 +8,7 @@
   is checked the same way).
 - ``tiny_shape``: student flags for a small, fast SpikeBERT.
 - ``browser_check``: open an HTML page in headless Chromium (skips, saying so, without one).
+- ``lif_by_hand``: a LIF under a constant current, written out step by step.
 """
 
 from __future__ import annotations
@@ -206,3 +207,17 @@ def padded_batch(b=3, length=12, vocab=200, seed=1):
     for i in range(1, b):
         mask[i, length - 3 * i:] = 0
     return ids * mask, mask
+
+
+def lif_by_hand(current, time_steps, tau, threshold):
+    """A LIF driven by a constant current, step by step as SpikingJelly's LIFNode (hard reset to 0):
+    the hand reference of the ``neuron`` input encoding's spikes ``[T, ...]``."""
+    import torch
+
+    v, out = torch.zeros_like(current), []
+    for _ in range(time_steps):
+        h = v + (current - v) / tau
+        s = (h >= threshold).float()
+        out.append(s)
+        v = h * (1 - s)
+    return torch.stack(out)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import padded_batch as batch, small_student
+from conftest import lif_by_hand, padded_batch as batch, small_student
 
 from spikebert import INPUT_ENCODINGS, SpikeBertConfig, SpikeBertForSequenceClassification
 
@@ -65,17 +65,6 @@ def test_the_surrogate_gradient_reaches_the_embedding(encoding):
     if encoding == "neuron":  # and the input's own scale and shift
         norm = model.spikebert.input_encoder.norm
         assert norm.weight.grad.abs().sum() > 0 and norm.bias.grad.abs().sum() > 0
-
-
-def lif_by_hand(current, time_steps, tau, threshold):
-    """A LIF driven by a constant current, step by step as SpikingJelly's LIFNode (hard reset to 0)."""
-    v, out = torch.zeros_like(current), []
-    for _ in range(time_steps):
-        h = v + (current - v) / tau
-        s = (h >= threshold).float()
-        out.append(s)
-        v = h * (1 - s)
-    return torch.stack(out)
 
 
 @pytest.mark.parametrize("positions", [False, True])

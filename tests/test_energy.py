@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import lif_by_hand
 from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from spikebert.analysis.energy import E_MAC_PJ, AnnShape, ann_ops, measure
 
@@ -135,12 +136,7 @@ def input_spikes(model, ids) -> float:
     if cfg.input_encoding == "spike":
         return cfg.time_steps * float((x >= 0).sum())
     if cfg.input_encoding == "neuron":
-        c, v, total = model.spikebert.input_encoder.norm(x), torch.zeros_like(x), 0.0
-        for _ in range(cfg.time_steps):
-            h = v + (c - v) / cfg.tau
-            s = (h >= cfg.threshold).float()
-            total, v = total + float(s.sum()), h * (1 - s)
-        return total
+        return float(lif_by_hand(model.spikebert.input_encoder.norm(x), cfg.time_steps, cfg.tau, cfg.threshold).sum())
     return 0.0
 
 

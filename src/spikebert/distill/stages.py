@@ -78,9 +78,8 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
     embeddings_from_teacher(student, teacher_model)
     lmap = LayerMap.parse(distill.layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
     data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
-    used = DistillConfig(weights=replace(STAGE1, spikes=distill.weights.spikes,
-                                                                 energy=distill.weights.energy), layer_map=distill.layer_map,
-                         augment=None)
+    used = DistillConfig(weights=replace(STAGE1, spikes=distill.weights.spikes, energy=distill.weights.energy),
+                         layer_map=distill.layer_map, augment=None)
     aligner = FeatureAligner(student, lmap, used.weights)
 
     def loss_fn(model, batch, step, epoch):
