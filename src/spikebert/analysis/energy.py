@@ -42,8 +42,9 @@ x_i = x_0 + S_i with S_i = Σ_{j<i} (out_j + mlp2_j), a count of spikes.
 - ``spike`` and ``neuron`` input: x_0 = E, the input spikes (the group ``embed``, 0/1 at every
   step; the same at every step with ``spike``, varying with ``neuron``), so x_i is an integer count
   and every residual-fed layer accumulates: ACs (ΣE + ΣS_i)·(3d + f) + Σout_i·f, no MAC. The
-  embedding lookup behind E is a table read: no operation (E is a function of the token alone,
-  ``neuron``'s LayerNorm and membrane included, so its spike train can be the table's entry).
+  embedding lookup behind E is a table read: no operation (E is a function of the token, and of
+  its position when the model learns positions, ``neuron``'s LayerNorm and membrane included, so
+  its spike train can be the table's entry).
 The encoding is read from the declared groups: a model with an ``embed`` group has spike input.
 
 **Paper's convention** (Spikformer, SpikeBERT; ``conventions["paper"]``): E = E_MAC·FLOPs(first

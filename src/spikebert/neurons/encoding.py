@@ -11,8 +11,8 @@
   constant input current into a group ``embed`` of the model's own neuron (``config.neuron``, LIF
   by default) for T steps: binary spikes that vary over time, a channel firing sooner and more
   often the stronger its current (channels below threshold stay silent). Downstream it is spike
-  input exactly as ``spike`` is; it is a function of the token alone (without position
-  embeddings), so it too is a table read in the energy count.
+  input exactly as ``spike`` is; it is a function of the token (and of its position, with
+  position embeddings), so it too is a table read in the energy count.
 
 A new encoding is a module with ``from_config(config)``, ``forward(x, mask, time_steps)`` and
 ``neuron_groups()`` (``{}``, or its own group when it emits spikes: a :class:`SpikeSource` named
