@@ -470,11 +470,16 @@ def test_run_takes_stage1_from_the_minilm_for_a_teacher_that_splits_alike(mini_s
     assert m["teacher"] == str(work / "sst2" / "teacher-mpnet")
     assert run_cli([*base]) == 0  # the default teacher's run reuses that stage 1
     assert json.loads((work / "sst2" / "report.json").read_text())["stages"]["stage1"]["reused"]
-    assert run_cli([*base, "--teacher", tmp_path / "mpnet", "--stage1-teacher", tmp_path / "mpnet",
-                    "--time-steps", "3"]) == 0
-    report = json.loads((work / "sst2" / "report-T3-mpnet.json").read_text())
+    # the other stage-1 teacher gets a stage-2 folder of its own, not the finished one above
+    assert run_cli([*base, "--teacher", tmp_path / "mpnet", "--stage1-teacher", tmp_path / "mpnet"]) == 0
+    report = json.loads((work / "sst2" / "report-mpnet-stage1-mpnet.json").read_text())
     assert report["stage1_teacher"] == str(tmp_path / "mpnet")
-    assert report["stages"]["stage1"]["folder"] == str(work / "stage1-mpnet-tiny-T3")
+    assert report["stages"]["stage1"]["folder"] == str(work / "stage1-mpnet-tiny")
+    assert not report["stages"]["stage2"]["reused"]
+    assert report["stages"]["stage2"]["folder"] == str(work / "sst2" / "snn-mpnet-stage1-mpnet")
+    # naming the teacher run would pick anyway changes no folder
+    assert run_cli([*base, "--teacher", tmp_path / "mpnet", "--stage1-teacher", default_teacher_path()]) == 0
+    assert json.loads((work / "sst2" / "report-mpnet.json").read_text())["stages"]["stage2"]["reused"]
 
 
 def test_stage1_keeps_a_teacher_whose_tokens_the_minilm_cannot_read(families, tmp_path):
@@ -485,8 +490,9 @@ def test_stage1_keeps_a_teacher_whose_tokens_the_minilm_cannot_read(families, tm
     texts, said = _sst2_texts(200), []
     for family in ("roberta", "mpnet"):
         path = str(families[family])
-        assert _stage1_teacher(path, path, None, "en", texts, said.append) == path
+        assert _stage1_teacher(path, path, None, "en", texts, said.append) == (path, "")
     assert "splits the texts unlike" in said[-1]
     path = str(families["bert"])
-    assert _stage1_teacher(path, path, None, "zh", texts, said.append) == path
-    assert _stage1_teacher(path, path, str(families["roberta"]), "en", texts, said.append) == str(families["roberta"])
+    assert _stage1_teacher(path, path, None, "zh", texts, said.append) == (path, "")
+    assert _stage1_teacher(path, path, str(families["roberta"]), "en", texts, said.append) == \
+        (str(families["roberta"]), f"-stage1-{families['roberta'].name}")

@@ -20,7 +20,8 @@ stage-1 corpus as a task's language does, so stage 1 is shared with the language
 ``-spike``...) and a penalty (``-spikes0.1``, ``-energy0.5``), and is empty without them, so students
 of different shapes or losses never reuse each other's folders. ``{t}`` is empty for the
 language's default teacher and ``-{teacher id}`` for one given by ``--teacher`` (``-all-mpnet-base-v2``
-for ``mpnet``); it is part of ``{tag}`` too, so every folder of a run names its teacher. A
+for ``mpnet``); it is part of ``{tag}`` too, so every folder of a run names its teacher, followed
+by ``-stage1-{teacher id}`` when ``--stage1-teacher`` overrides the stage-1 teacher ``run`` picks. A
 stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
 ``$SPIKEBERT_CORPORA/<language>/``."""
@@ -368,27 +369,32 @@ def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_di
 
 
 def _stage1_teacher(teacher: str | None, teacher_path: str, stage1_teacher: str | None, language: str,
-                    texts: list[str], log) -> str:
-    """Stage 1's teacher: ``stage1_teacher`` when given. Else, for an English teacher given by
-    ``--teacher``, the default MiniLM when the two split the training texts alike: its stage 1
-    takes 35 minutes on 2 cores and is shared with the language's other runs, where one from the
-    MPNet was on course for 4 to 5 hours (README), and stage 2 moves its student to the teacher's
-    tokens and width (:mod:`spikebert.distill.vocab`). Otherwise the teacher itself."""
+                    texts: list[str], log) -> tuple[str, str]:
+    """Stage 1's teacher and the tag it adds to stage 2's folders. For an English teacher given by
+    ``--teacher``, the default MiniLM when the two split the training texts alike: its stage 1 is
+    shared with the language's other runs, and stage 2 moves its student to the teacher's tokens
+    and width (:mod:`spikebert.distill.vocab`); otherwise the teacher itself. The tag is empty for
+    that choice; a ``stage1_teacher`` that overrides it adds ``-stage1-{teacher id}``, so that the
+    two students of one teacher never share (and reuse) a folder."""
     from spikebert.distill.vocab import split_alike
     from spikebert.folders import load_tokenizer
     from spikebert.teachers.loading import DEFAULT_NAMES, default_teacher_path, resolve_teacher
 
     if stage1_teacher is not None:
-        return resolve_teacher(stage1_teacher)
+        given = resolve_teacher(stage1_teacher)
+        chosen, _ = _stage1_teacher(teacher, teacher_path, None, language, texts, lambda _: None)
+        same = Path(given).resolve() == Path(chosen).resolve()
+        log(f"[stage1] from {given} (--stage1-teacher)")
+        return given, "" if same else f"-stage1-{_teacher_id(given)}"
     if teacher in DEFAULT_NAMES or language != "en":
-        return teacher_path
+        return teacher_path, ""
     default = default_teacher_path()
     if not split_alike(load_tokenizer(default), load_tokenizer(teacher_path), texts):
         log(f"[stage1] from {teacher_path}: its tokenizer splits the texts unlike the default teacher's")
-        return teacher_path
+        return teacher_path, ""
     log(f"[stage1] from the default teacher ({default}), which splits the texts as {teacher_path} does; "
         "stage 2 learns from the given teacher (--stage1-teacher to choose)")
-    return default
+    return default, ""
 
 
 def _log_data(data: Splits, log) -> None:
@@ -433,11 +439,11 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
     teacher_tag = _teacher_tag(teacher, teacher_path)
     teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
-    stage1_path = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
-                                  [ex.text for ex in train.examples], log)
+    stage1_path, stage1_tag = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
+                                              [ex.text for ex in train.examples], log)
     r.report["stage1_teacher"] = stage1_path
     stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), shape, distill, tag)
-    tag += teacher_tag
+    tag += teacher_tag + stage1_tag
     snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")
     r.report["snn_dev_accuracy"] = m2.get("dev_accuracy")
