@@ -382,8 +382,10 @@ def _stage1_teacher(teacher: str | None, teacher_path: str, stage1_teacher: str 
 
     if stage1_teacher is not None:
         given = resolve_teacher(stage1_teacher)
-        chosen, _ = _stage1_teacher(teacher, teacher_path, None, language, texts, lambda _: None)
-        same = Path(given).resolve() == Path(chosen).resolve()
+        # run's own choice is the teacher or the default one: only those need the tokenizer check
+        at = Path(given).resolve()
+        same = at in {Path(teacher_path).resolve(), Path(default_teacher_path()).resolve()} and \
+            at == Path(_stage1_teacher(teacher, teacher_path, None, language, texts, lambda _: None)[0]).resolve()
         log(f"[stage1] from {given} (--stage1-teacher)")
         return given, "" if same else f"-stage1-{_teacher_id(given)}"
     if teacher in DEFAULT_NAMES or language != "en":
