@@ -10,6 +10,9 @@ over a BERT vocabulary, as all-mpnet-base-v2 is), alone, in stage 2 and in ``run
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -316,6 +319,7 @@ def test_cached_teacher_outputs_give_the_live_teachers_losses(runs, families, da
     from spikebert.data.tasks import load_data
     from spikebert.distill.config import AugmentConfig, DistillConfig, train_args
     from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
+    from spikebert.distill.teacher_cache import _BUILDER
 
     r = runs["roberta"]
     train, dev = load_data("sst2", "train", data["dir"]), load_data("sst2", "dev", data["dir"])
@@ -328,8 +332,18 @@ def test_cached_teacher_outputs_give_the_live_teachers_losses(runs, families, da
         rows = [json.loads(x) for x in (tmp_path / name / "log.jsonl").read_text().splitlines()]
         return m, [row for row in rows if "loss" in row], load_file(str(tmp_path / name / "model.safetensors"))
 
+    # what builds killed before left in the cache: this host's dead process's goes, the rest stays
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    outputs = tmp_path / "cache" / "teacher-outputs"
+    left = [outputs / name for name in (f".a.tmp-{_BUILDER}-{dead.pid}", f".b.tmp-{_BUILDER}-{os.getppid()}",
+                                        f".c.tmp-otherhost-{dead.pid}")]
+    for folder in left:
+        folder.mkdir(parents=True)
+        (folder / "hidden.npy").write_bytes(b"0" * 100)
     results = {name: stage2(name, cached, epochs=1.0) for name, cached in
                (("live", False), ("cached", True), ("again", True))}
+    assert [folder.exists() for folder in left] == [False, True, True]
     assert results["live"][0]["teacher_cache"]["used"] is False
     assert results["cached"][0]["teacher_cache"]["built"] == [True, True]  # the task's texts; their copies
     assert results["again"][0]["teacher_cache"]["built"] == [False, False]  # found, not recomputed

@@ -17,8 +17,10 @@ Layout: one folder per *part* of the training set (the task's own texts; their a
 
 The key hashes the teacher (its resolved folder, and the size and modification time of its
 ``config.json`` and weight files), the data (every token id), the maximum length, the teacher
-layers stored and the storage dtype. A folder is written under a temporary name and renamed into
-place, so a folder in the cache is always complete. A disk too full for the cache is not an error:
+layers stored and the storage dtype. A folder is written under a temporary name
+(``.<key>.tmp-<host>-<pid>``) and renamed into place, so a folder in the cache is always complete;
+what a killed build left (a temporary folder of this host whose process is gone, gigabytes for a
+large teacher) is deleted before the next build measures the free space. A disk too full for the cache is not an error:
 stage 2 then runs the teacher live (and says so).
 
 Exactness: the cached outputs are the teacher's own at each text's real length; the live teacher
@@ -47,6 +49,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +147,7 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
     lengths = [len(x) for x in input_ids]
     offsets = np.zeros(len(input_ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    tmp = folder.parent / f".{folder.name}.tmp-{_BUILDER}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -189,6 +192,31 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
     part = open_part(folder)
     part.built, part.seconds = True, seconds
     return part
+
+
+_BUILDER = socket.gethostname().replace("-", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def remove_stale_builds(base: Path) -> list[Path]:
+    """Delete the temporary folders under ``base`` of builds by this host's processes that are
+    gone (killed mid-build); another host's, or a running process's, stay. Returns those deleted."""
+    gone = []
+    for tmp in base.glob(f".*.tmp-{_BUILDER}-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            gone.append(tmp)
+    return gone
 
 
 def needed_bytes(input_ids: list[list[int]], layers: tuple[int, ...], width: int, classes: int, dtype: str) -> int:
@@ -261,6 +289,8 @@ def cached_teacher(teacher, teacher_id: dict, parts: list[list[list[int]]], pad_
             if not build:
                 return None
             base.mkdir(parents=True, exist_ok=True)
+            for tmp in remove_stale_builds(base):
+                log(f"teacher outputs: deleted {tmp.name}, left by a build that was killed")
             need = needed_bytes(ids, layers, teacher.config.hidden_size, teacher.config.num_labels, dtype)
             free = shutil.disk_usage(base).free
             if free < need + (256 << 20):
