@@ -20,8 +20,8 @@ The key hashes the teacher (its resolved folder, and the size and modification t
 layers stored and the storage dtype. A folder is written under a temporary name
 (``.<key>.tmp-<host>-<pid>``) and renamed into place, so a folder in the cache is always complete;
 what a killed build left (a temporary folder of this host whose process is gone, gigabytes for a
-large teacher) is deleted before the next build measures the free space. A disk too full for the cache is not an error:
-stage 2 then runs the teacher live (and says so).
+large teacher) is deleted before the next build measures the free space. A disk too full for the
+cache is not an error: stage 2 then runs the teacher live (and says so).
 
 Exactness: the cached outputs are the teacher's own at each text's real length; the live teacher
 sees the text padded to its batch's longest. Padding is masked out of the attention, so the two
@@ -62,6 +62,7 @@ from spikebert.training.checkpoint import atomic_write_text
 CACHE_VERSION = 1
 CACHE_FOLDER = "teacher-outputs"
 DTYPES = ("float32", "float16")
+_BUILDER = socket.gethostname().replace("-", "_")  # in temporary folder names: whose build it is
 
 
 def teacher_fingerprint(path) -> dict:
@@ -192,9 +193,6 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
     part = open_part(folder)
     part.built, part.seconds = True, seconds
     return part
-
-
-_BUILDER = socket.gethostname().replace("-", "_")
 
 
 def _alive(pid: int) -> bool:
