@@ -370,33 +370,40 @@ def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_di
 
 def _stage1_teacher(teacher: str | None, teacher_path: str, stage1_teacher: str | None, language: str,
                     texts: list[str], log) -> tuple[str, str]:
-    """Stage 1's teacher and the tag it adds to stage 2's folders. For an English teacher given by
-    ``--teacher``, the default MiniLM when the two split the training texts alike: its stage 1 is
-    shared with the language's other runs, and stage 2 moves its student to the teacher's tokens
-    and width (:mod:`spikebert.distill.vocab`); otherwise the teacher itself. The tag is empty for
-    that choice; a ``stage1_teacher`` that overrides it adds ``-stage1-{teacher id}``, so that the
-    two students of one teacher never share (and reuse) a folder."""
+    """Stage 1's teacher and the tag it adds to stage 2's folders: ``run``'s own choice
+    (:func:`_own_stage1_teacher`) with no tag, or a ``stage1_teacher`` that overrides it, tagged
+    ``-stage1-{teacher id}`` so that the two students of one teacher never share (and reuse) a folder."""
+    from spikebert.teachers.loading import default_teacher_path, resolve_teacher
+
+    if stage1_teacher is None:
+        return _own_stage1_teacher(teacher, teacher_path, language, texts, log), ""
+    given = resolve_teacher(stage1_teacher)
+    # run's own choice is the teacher or the default one: only those need its tokenizer check
+    at = Path(given).resolve()
+    same = at in {Path(teacher_path).resolve(), Path(default_teacher_path()).resolve()} and \
+        at == Path(_own_stage1_teacher(teacher, teacher_path, language, texts, lambda _: None)).resolve()
+    log(f"[stage1] from {given} (--stage1-teacher)")
+    return given, "" if same else f"-stage1-{_teacher_id(given)}"
+
+
+def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, texts: list[str], log) -> str:
+    """For an English teacher given by ``--teacher``, the default MiniLM when the two split the
+    training texts alike: its stage 1 is shared with the language's other runs, and stage 2 moves
+    its student to the teacher's tokens and width (:mod:`spikebert.distill.vocab`); otherwise the
+    teacher itself."""
     from spikebert.distill.vocab import split_alike
     from spikebert.folders import load_tokenizer
-    from spikebert.teachers.loading import DEFAULT_NAMES, default_teacher_path, resolve_teacher
+    from spikebert.teachers.loading import DEFAULT_NAMES, default_teacher_path
 
-    if stage1_teacher is not None:
-        given = resolve_teacher(stage1_teacher)
-        # run's own choice is the teacher or the default one: only those need the tokenizer check
-        at = Path(given).resolve()
-        same = at in {Path(teacher_path).resolve(), Path(default_teacher_path()).resolve()} and \
-            at == Path(_stage1_teacher(teacher, teacher_path, None, language, texts, lambda _: None)[0]).resolve()
-        log(f"[stage1] from {given} (--stage1-teacher)")
-        return given, "" if same else f"-stage1-{_teacher_id(given)}"
     if teacher in DEFAULT_NAMES or language != "en":
-        return teacher_path, ""
+        return teacher_path
     default = default_teacher_path()
     if not split_alike(load_tokenizer(default), load_tokenizer(teacher_path), texts):
         log(f"[stage1] from {teacher_path}: its tokenizer splits the texts unlike the default teacher's")
-        return teacher_path, ""
+        return teacher_path
     log(f"[stage1] from the default teacher ({default}), which splits the texts as {teacher_path} does; "
         "stage 2 learns from the given teacher (--stage1-teacher to choose)")
-    return default, ""
+    return default
 
 
 def _log_data(data: Splits, log) -> None:

@@ -276,6 +276,8 @@ def cached_teacher(teacher, teacher_id: dict, parts: list[list[list[int]]], pad_
         raise ValueError(f"teacher cache dtype must be one of {DTYPES}, not {dtype!r}")
     layers = tuple(sorted(set(layers)))
     base = Path(root) / CACHE_FOLDER
+    for tmp in remove_stale_builds(base) if build else ():
+        log(f"teacher outputs: deleted {tmp.name}, left by a build that was killed")
     done = []
     for ids in parts:
         if not ids:
@@ -287,8 +289,6 @@ def cached_teacher(teacher, teacher_id: dict, parts: list[list[list[int]]], pad_
             if not build:
                 return None
             base.mkdir(parents=True, exist_ok=True)
-            for tmp in remove_stale_builds(base):
-                log(f"teacher outputs: deleted {tmp.name}, left by a build that was killed")
             need = needed_bytes(ids, layers, teacher.config.hidden_size, teacher.config.num_labels, dtype)
             free = shutil.disk_usage(base).free
             if free < need + (256 << 20):
