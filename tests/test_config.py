@@ -59,6 +59,10 @@ def test_a_student_follows_the_teacher_where_the_shape_says_nothing():
     assert config.input_encoding == "spike" and config.num_labels == 3 and config.pad_token_id == 0
     # a width the teacher's heads do not divide gets the most heads that do
     assert student_config(teacher, StudentShape(width=40)).num_attention_heads == 10
+    # the student another teacher would shape: what the shape leaves open, set from that teacher's
+    assert StudentShape(time_steps=4).like_teacher(teacher) == StudentShape(depth=6, width=48, heads=12, time_steps=4)
+    assert StudentShape(depth=2).like_teacher(teacher) == StudentShape(depth=2, width=48, heads=12)
+    assert StudentShape(width=40).like_teacher(teacher) == StudentShape(depth=6, width=40)  # heads picked later
 
 
 def test_an_unknown_input_encoding_is_one_clear_error(mini_sst2_dir, tmp_path, capsys):

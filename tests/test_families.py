@@ -498,15 +498,25 @@ def test_run_takes_stage1_from_the_minilm_for_a_teacher_that_splits_alike(mini_s
 
 def test_stage1_keeps_a_teacher_whose_tokens_the_minilm_cannot_read(families, tmp_path):
     """A byte-level BPE or WordPiece teacher over other word pieces learns stage 1 itself; a
-    Chinese run never swaps its teacher; ``--stage1-teacher`` wins over both."""
+    Chinese run never swaps its teacher; ``--stage1-teacher`` wins over both, and teaches the
+    student that run's own choice would have shaped, not one shaped like itself."""
+    from transformers import MPNetModel
+
+    from spikebert.distill.config import StudentShape
+    from spikebert.folders import load_tokenizer
     from spikebert.pipeline import _stage1_teacher
 
-    texts, said = _sst2_texts(200), []
+    texts, said, shape = _sst2_texts(200), [], StudentShape(time_steps=2)
     for family in ("roberta", "mpnet"):
         path = str(families[family])
-        assert _stage1_teacher(path, path, None, "en", texts, said.append) == (path, "")
+        assert _stage1_teacher(path, path, None, "en", texts, shape, said.append) == (path, "", shape)
     assert "splits the texts unlike" in said[-1]
     path = str(families["bert"])
-    assert _stage1_teacher(path, path, None, "zh", texts, said.append) == (path, "")
-    assert _stage1_teacher(path, path, str(families["roberta"]), "en", texts, said.append) == \
-        (str(families["roberta"]), f"-stage1-{families['roberta'].name}")
+    assert _stage1_teacher(path, path, None, "zh", texts, shape, said.append) == (path, "", shape)
+    assert _stage1_teacher(path, path, path, "en", texts, shape, said.append) == (path, "", shape)
+    tok = load_tokenizer(families["mpnet"])
+    MPNetModel(make_config("mpnet", len(tok), tok.pad_token_id, layers=4, width=2 * WIDTH, heads=4)) \
+        .save_pretrained(tmp_path / "wide")
+    tok.save_pretrained(tmp_path / "wide")
+    assert _stage1_teacher(path, path, str(tmp_path / "wide"), "en", texts, shape, said.append) == \
+        (str(tmp_path / "wide"), "-stage1-wide", StudentShape(depth=LAYERS, width=WIDTH, heads=HEADS, time_steps=2))

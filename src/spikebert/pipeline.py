@@ -21,7 +21,9 @@ stage-1 corpus as a task's language does, so stage 1 is shared with the language
 of different shapes or losses never reuse each other's folders. ``{t}`` is empty for the
 language's default teacher and ``-{teacher id}`` for one given by ``--teacher`` (``-all-mpnet-base-v2``
 for ``mpnet``); it is part of ``{tag}`` too, so every folder of a run names its teacher, followed
-by ``-stage1-{teacher id}`` when ``--stage1-teacher`` overrides the stage-1 teacher ``run`` picks. A
+by ``-stage1-{teacher id}`` when ``--stage1-teacher`` overrides the stage-1 teacher ``run`` picks
+(which changes the teacher, not the student: the student keeps the depth, width and heads of
+``run``'s own choice, and its stage-1 folder names them, ``stage1-all-mpnet-base-v2-cpu-L6-W384-H12``). A
 stage whose folder has ``metrics.json`` is finished and reused; an unfinished one resumes from
 its last checkpoint. The stage-1 corpus is ``--corpus`` or, by default, every ``*.txt`` in
 ``$SPIKEBERT_CORPORA/<language>/``."""
@@ -369,21 +371,24 @@ def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_di
 
 
 def _stage1_teacher(teacher: str | None, teacher_path: str, stage1_teacher: str | None, language: str,
-                    texts: list[str], log) -> tuple[str, str]:
-    """Stage 1's teacher and the tag it adds to stage 2's folders: ``run``'s own choice
-    (:func:`_own_stage1_teacher`) with no tag, or a ``stage1_teacher`` that overrides it, tagged
-    ``-stage1-{teacher id}`` so that the two students of one teacher never share (and reuse) a folder."""
-    from spikebert.teachers.loading import default_teacher_path, resolve_teacher
+                    texts: list[str], shape: StudentShape, log) -> tuple[str, str, StudentShape]:
+    """Stage 1's teacher, the tag it adds to stage 2's folders and the stage-1 student's shape:
+    ``run``'s own choice (:func:`_own_stage1_teacher`) with no tag and ``shape``; or a
+    ``stage1_teacher`` that overrides it, tagged ``-stage1-{teacher id}`` so that the two students of
+    one teacher never share (and reuse) a folder, and teaching the student the own choice would
+    have shaped (``shape`` with the depth, width and heads it leaves open taken from that teacher):
+    ``--stage1-teacher`` changes the teacher, never the student."""
+    from spikebert.teachers.loading import load_teacher_config, resolve_teacher
 
+    own = _own_stage1_teacher(teacher, teacher_path, language, texts,
+                              log if stage1_teacher is None else (lambda _: None))
     if stage1_teacher is None:
-        return _own_stage1_teacher(teacher, teacher_path, language, texts, log), ""
+        return own, "", shape
     given = resolve_teacher(stage1_teacher)
-    # run's own choice is the teacher or the default one: only those need its tokenizer check
-    at = Path(given).resolve()
-    same = at in {Path(teacher_path).resolve(), Path(default_teacher_path()).resolve()} and \
-        at == Path(_own_stage1_teacher(teacher, teacher_path, language, texts, lambda _: None)).resolve()
     log(f"[stage1] from {given} (--stage1-teacher)")
-    return given, "" if same else f"-stage1-{_teacher_id(given)}"
+    if Path(given).resolve() == Path(own).resolve():
+        return given, "", shape
+    return given, f"-stage1-{_teacher_id(given)}", shape.like_teacher(load_teacher_config(own))
 
 
 def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, texts: list[str], log) -> str:
@@ -448,10 +453,11 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
     teacher_tag = _teacher_tag(teacher, teacher_path)
     teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
-    stage1_path, stage1_tag = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
-                                              [ex.text for ex in train.examples], log)
+    stage1_path, stage1_tag, stage1_shape = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
+                                                            [ex.text for ex in train.examples], shape, log)
     r.report["stage1_teacher"] = stage1_path
-    stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), shape, distill, tag)
+    stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), stage1_shape, distill,
+                          run_tag(p.shape, stage1_shape, distill.weights))
     tag += teacher_tag + stage1_tag
     snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")

@@ -17,7 +17,7 @@ classes, never written out again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from spikebert.errors import SpikeBertError
 
@@ -96,6 +96,18 @@ class StudentShape:
     def over(self, base: "StudentShape | None") -> "StudentShape":
         """This shape's set fields over ``base``'s (the flags over a preset)."""
         return StudentShape(**{**(base.given() if base else {}), **self.given()})
+
+    def like_teacher(self, config) -> "StudentShape":
+        """This shape with the fields it leaves to the teacher (depth, width, heads) set to those of
+        ``config``, a teacher's ``transformers`` config: the student that teacher would shape. The
+        heads stay open when they do not divide the width (:func:`~spikebert.distill.losses.
+        student_config` then picks them, as it does for a given width)."""
+        taken = {f.name: getattr(config, f.metadata["config"]) for f in fields(self)
+                 if f.metadata["from_teacher"] and getattr(self, f.name) is None}
+        shaped = StudentShape(**{**self.given(), **taken})
+        if "heads" in taken and shaped.width % shaped.heads:
+            shaped = replace(shaped, heads=None)
+        return shaped
 
     def config_kwargs(self) -> dict:
         """The set fields as ``SpikeBertConfig`` keyword arguments (``num_hidden_layers``, ...)."""
