@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from spikebert.training.checkpoint import KEEP_CHECKPOINTS
+
 Task = Annotated[Optional[str], typer.Option("--task", help="sst2, sst5, mr, subj, chnsenti, waimai, or a hub dataset owner/name")]
 DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="folder with the task data (default: $SPIKEBERT_DATA)")]
 File = Annotated[Optional[str], typer.Option("--file", help="read this file instead (in the task's format with --task; CSV/TSV/JSONL otherwise)")]
@@ -38,6 +40,9 @@ InputEncoding = Annotated[Optional[str], typer.Option(
     "--input-encoding", help="how tokens enter the spiking blocks: real (the embedding), spike (its Heaviside) or neuron "
     "(its LayerNorm driving a neuron over T: spikes that vary over time)")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]
+KeepCheckpoints = Annotated[Optional[int], typer.Option(
+    "--keep-checkpoints", min=1, help="keep the newest N checkpoints; a damaged one falls back to the one before "
+                                      f"(default {KEEP_CHECKPOINTS})")]
 
 
 # context settings of a command whose --corpus takes all the files a shell glob gives

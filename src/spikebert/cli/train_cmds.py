@@ -11,8 +11,9 @@ import typer
 
 from spikebert.cli import app, distill_app, teacher_app
 from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, File, Heads,
-                                   InputEncoding, Json, LabelColumn, Limit, Lr, MaxLength, MaxMinutes, MaxSteps, Model,
-                                   Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau, Temperature,
+                                   InputEncoding, Json, KeepCheckpoints, LabelColumn, Limit, Lr, MaxLength, MaxMinutes,
+                                   MaxSteps, Model, Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau,
+                                   Temperature,
                                    TextColumn, Threshold, TimeSteps, WCe, WEmb, WEnergy, WKl, WRep, WSpikes, Width,
                                    corpus_files)
 from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH
@@ -22,7 +23,8 @@ from spikebert.distill.config import (TEACHER_CACHE, AugmentConfig, DistillConfi
 from spikebert.errors import SpikeBertError
 
 # the flags every training command has, as TrainArgs fields (besides --output)
-TRAIN_FLAGS = ("seed", "epochs", "max_steps", "max_minutes", "batch_size", "lr", "resume", "save_every")
+TRAIN_FLAGS = ("seed", "epochs", "max_steps", "max_minutes", "batch_size", "lr", "resume", "save_every",
+               "keep_checkpoints")
 
 
 def job_args(defaults: dict, flags: Mapping):
@@ -56,7 +58,8 @@ def teacher_finetune(output: Output, task: Task = None, teacher: str = TeacherOp
         text_column: TextColumn = "text", label_column: LabelColumn = "label", seed: Seed = 42,
         epochs: Epochs = None, max_steps: MaxSteps = None, max_minutes: MaxMinutes = None,
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None,
-        resume: Resume = False, save_every: SaveEvery = None):
+        resume: Resume = False, save_every: SaveEvery = None,
+        keep_checkpoints: KeepCheckpoints = None):
     """Fine-tune a BERT-family teacher on a task; the best epoch on dev is kept."""
     flags = dict(locals())  # the command's flags
     from spikebert.teachers.finetune import TEACHER_DEFAULTS, finetune_teacher
@@ -115,6 +118,7 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                      tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
                      input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
                      w_energy: WEnergy = LossWeights.energy, save_every: SaveEvery = None,
+                     keep_checkpoints: KeepCheckpoints = None,
                      sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
                                                  "of all the lines, as `spikebert run` takes, not the first N")):
     """Stage 1: the student learns the teacher's hidden states on unlabelled text."""
@@ -145,6 +149,7 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                  tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
                  input_encoding: InputEncoding = None, save_every: SaveEvery = None,
+                 keep_checkpoints: KeepCheckpoints = None,
                  teacher_cache: bool = typer.Option(TEACHER_CACHE, "--teacher-cache/--no-teacher-cache",
                                                     help="compute the teacher's outputs once, keep them on disk"),
                  cache_dir: str = typer.Option(None, "--cache-dir", help="where the augmented texts and the teacher's "
@@ -173,7 +178,8 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None,
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
         time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-        input_encoding: InputEncoding = None, save_every: SaveEvery = None):
+        input_encoding: InputEncoding = None, save_every: SaveEvery = None,
+        keep_checkpoints: KeepCheckpoints = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
     flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import DIRECT_DEFAULTS, train_direct

@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from spikebert.cli import teacher_app, tokenizer_app
-from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, Lr, MaxLength, MaxMinutes, MaxSteps, Output, Resume,
-                      Seed, corpus_files)
+from spikebert.cli.options import (MANY_FILES, BatchSize, DataDir, Epochs, KeepCheckpoints, Lr, MaxLength, MaxMinutes,
+                                   MaxSteps, Output, Resume, Seed, corpus_files)
 from spikebert.cli.train_cmds import job_args
 from spikebert.data.batching import MAX_LENGTH
 
@@ -57,7 +57,8 @@ def teacher_pretrain(ctx: typer.Context, output: Output, corpus: Corpus = None, 
                                                                  "(at most a tenth of the corpus; 0: none)"),
         add_task_texts: AddTaskTexts = None, data_dir: DataDir = None, seed: Seed = 42, epochs: Epochs = None,
         max_steps: MaxSteps = None, max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
-        max_length: MaxLength = MAX_LENGTH, limit: CorpusLimit = None, resume: Resume = False):
+        max_length: MaxLength = MAX_LENGTH, limit: CorpusLimit = None, resume: Resume = False,
+        keep_checkpoints: KeepCheckpoints = None):
     """Pre-train a small BERT from scratch with masked-LM on a corpus; fine-tune it with `teacher finetune`."""
     flags = dict(locals())  # the command's flags
     from spikebert.teachers.pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts

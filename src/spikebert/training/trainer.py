@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from spikebert.data.batching import Encoded, make_loader
 from spikebert.errors import SpikeBertError
-from spikebert.training.checkpoint import (check_output_dir, latest_checkpoint, load_checkpoint, rng_state,
-                                           save_checkpoint, set_rng_state)
+from spikebert.training.checkpoint import (KEEP_CHECKPOINTS, check_output_dir, latest_checkpoint,
+                                           load_good_checkpoint, rng_state, save_checkpoint, set_rng_state)
 
 
 @dataclass
@@ -51,6 +51,7 @@ class TrainArgs:
     schedule: str = "cosine"  # linear, cosine or constant, after a linear warm-up
     max_grad_norm: float = 1.0
     save_every: int = 200  # steps; checkpoints also at every epoch end
+    keep_checkpoints: int = KEEP_CHECKPOINTS  # the newest N; a damaged one falls back to the one before
     max_batch_tokens: int | None = 1024  # larger batches (batch × length) run as accumulated micro-batches
     eval_every: int | None = None  # steps; None: at each epoch end
     resume: bool = False
@@ -274,14 +275,17 @@ def adamw(trainable: torch.nn.Module, args: TrainArgs) -> torch.optim.AdamW:
 
 def resume(run: Run):
     """Restore the newest checkpoint: weights, optimiser, scheduler (with its horizon), counters, RNG
-    states; drop the log lines the killed run wrote after it. No checkpoint: start afresh."""
-    acc, ckpt = run.acc, latest_checkpoint(run.out)
-    if ckpt is None:
+    states; drop the log lines the killed run wrote after it. No checkpoint: start afresh. A damaged
+    checkpoint (its manifest) falls back to the one before; only damaged ones: a clear error."""
+    acc = run.acc
+    found = load_good_checkpoint(run.out, acc.unwrap_model(run.model),
+                                 log=print if acc.is_main_process else (lambda _: None))
+    if found is None:
         run.log.truncate_after(0)  # a run killed before its first checkpoint starts over
         if acc.is_main_process:
             print(f"no checkpoint in {run.out}/checkpoints: starting from the beginning")
         return
-    state = load_checkpoint(ckpt, acc.unwrap_model(run.model))
+    ckpt, state = found
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     _honour_new_lr(run.optimizer, run.scheduler, run.args.lr, acc.is_main_process)
@@ -410,5 +414,5 @@ def checkpoint(run: Run):
         save_checkpoint(run.out, run.step, acc.unwrap_model(run.model), {
             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "step": run.step,
             "elapsed": run.seconds(), "best_score": run.best_score, "best_step": run.best_step,
-            "history": json.dumps(run.history), "rng": rng_state()})
+            "history": json.dumps(run.history), "rng": rng_state()}, keep=run.args.keep_checkpoints)
     acc.wait_for_everyone()
