@@ -194,8 +194,10 @@ def test_killed_run_leaves_a_complete_checkpoint(runs):
         assert ckpt is None and not list(root.glob("step-*")), f"{what} {at}: a checkpoint before the first one?"
     else:
         assert ckpt == root / f"step-{resume_from:07d}", f"{what} {at}: checkpoints/latest names {ckpt}"
-        # no other complete checkpoint is left behind (older ones are removed once latest moves on)
-        assert sorted(p.name for p in root.glob("step-*") if p.is_dir()) == [ckpt.name]
+        # the newest two complete checkpoints stay (--keep-checkpoints 2: one to fall back to); older
+        # ones are removed once latest moves on
+        kept = [f"step-{c:07d}" for c in CHECKPOINT_STEPS if c <= resume_from][-2:]
+        assert sorted(p.name for p in root.glob("step-*") if p.is_dir()) == kept
         # the files the latest marker names are whole (this reads them the way --resume does)
         final = _tensors(runs["a_dir"] / "checkpoints" / f"step-{TOTAL:07d}" / "model.safetensors")
         weights = _tensors(ckpt / "model.safetensors")
@@ -255,23 +257,28 @@ def test_resume_after_the_last_checkpoint_keeps_the_result(runs, tiny_teacher, t
 
 @pytest.mark.parametrize("damage", ["truncate weights", "garbage weights", "truncate trainer state",
                                     "delete trainer state"])
-def test_corrupted_checkpoint_is_a_clear_error(runs, tiny_teacher, tmp_path, mini_sst2_dir, capsys, damage):
+def test_corrupted_checkpoints_are_a_clear_error(runs, tiny_teacher, tmp_path, mini_sst2_dir, capsys, damage):
+    """Every checkpoint kept damaged, and without their manifests (as an older version wrote them):
+    the loaders' own checks catch it, and with nothing to fall back to it is one clear error.
+    (Falling back to the one before: tests/test_faults.py.)"""
     out = tmp_path / "out"
     shutil.copytree(runs["a_dir"], out)
     (out / "metrics.json").unlink()  # an unfinished run
     ckpt = _latest(out)
-    target = ckpt / ("model.safetensors" if "weights" in damage else "trainer_state.pt")
-    if damage.startswith("truncate"):
-        data = target.read_bytes()
-        target.write_bytes(data[: len(data) // 2])
-    elif damage.startswith("garbage"):
-        target.write_bytes(os.urandom(4096))
-    else:
-        target.unlink()
+    for each in (out / "checkpoints").glob("step-*"):
+        (each / "manifest.json").unlink()
+        target = each / ("model.safetensors" if "weights" in damage else "trainer_state.pt")
+        if damage.startswith("truncate"):
+            data = target.read_bytes()
+            target.write_bytes(data[: len(data) // 2])
+        elif damage.startswith("garbage"):
+            target.write_bytes(os.urandom(4096))
+        else:
+            target.unlink()
     capsys.readouterr()
     code = run_cli(STAGE2 + ["--teacher", tiny_teacher, "--data-dir", mini_sst2_dir, "--output", out, "--resume"])
     assert code == 2
-    assert_one_error_line(capsys.readouterr().err, str(ckpt))
+    assert_one_error_line(capsys.readouterr().err, str(ckpt), "delete")
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_checkpoint(tiny_teacher, tmp_path, mini_sst2_dir, capsys):

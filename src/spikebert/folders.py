@@ -54,6 +54,7 @@ def check_model_folder(path) -> dict:
         raise SpikeBertError(f"{p}: no such model folder")
     if not p.is_dir():
         raise SpikeBertError(f"{p}: not a folder (a model is a folder with config.json and {WEIGHTS})")
+    check_manifest(p)
     cfg_path = p / "config.json"
     if not cfg_path.exists():
         raise SpikeBertError(f"{p}: not a model folder (no config.json)")
@@ -73,6 +74,17 @@ def check_model_folder(path) -> dict:
     if (p / WEIGHTS).exists():
         _check_safetensors(p / WEIGHTS)
     return cfg
+
+
+def check_manifest(folder: Path):
+    """A folder this project wrote carries a manifest (:mod:`spikebert.training.manifest`): every file
+    it lists must be whole. A folder without one (an older version's, or not this project's) is
+    checked by the safetensors checks alone."""
+    from spikebert.training.manifest import has_manifest, verify
+
+    problems = verify(folder) if has_manifest(folder) else []
+    if problems:
+        raise SpikeBertError(f"{problems[0]}: the model folder is damaged; restore it from a copy or train it again")
 
 
 def _check_safetensors(path: Path):

@@ -163,9 +163,11 @@ def _tasks_with_train(language: str, data_dir) -> list[str]:
 
 
 def _finished(folder: Path) -> dict | None:
-    """A stage folder's ``metrics.json`` (it marks the stage finished), or None."""
-    m = folder / "metrics.json"
-    return json.loads(m.read_text()) if m.exists() else None
+    """A stage folder's ``metrics.json`` (it marks the stage finished), verified, or None
+    (:func:`~spikebert.training.plots.finished_metrics`)."""
+    from spikebert.training.plots import finished_metrics
+
+    return finished_metrics(folder)
 
 
 @dataclass

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="spikebert", standalone_mode=False)
     except SpikeBertError as e:
+        _close_progress_bars()  # the error line must not be glued to a bar left open
         print(f"error: {e}", file=sys.stderr)
         return 2
     except _ABORT:
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _close_progress_bars() -> None:
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def console() -> None:

@@ -11,7 +11,9 @@ SentencePiece ``▁`` word starts; see :class:`PieceScheme`), and then with prob
 or to each other are dropped. Augmented texts carry no hard label: they are learnt from the
 teacher's soft labels only (the reference gives them random hard labels).
 
-The augmented set is a pure function of (texts, seed, settings) and is cached as JSON lines.
+The augmented set is a pure function of (texts, seed, settings) and is cached as JSON lines
+(``augmented-KEY.jsonl``, with its manifest ``augmented-KEY.manifest.json`` written after it); a
+cache that does not verify, or has no manifest (an older version's), is made again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from spikebert.distill.config import AugmentConfig  # noqa: F401 (the settings; re-exported)
 from spikebert.training.checkpoint import atomic_write_text
+from spikebert.training.manifest import usable_cache, verify, write_manifest
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,8 @@ def augment(texts: list[str], tokenizer, embeddings: torch.Tensor, cfg: AugmentC
                                      tokenizer.name_or_path.rstrip("/").split("/")[-1],
                                      len(tokenizer), mask, vocabulary_digest(tokenizer)]).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"augmented-{key}.jsonl" if cache_dir else None
-    if cache is not None and cache.exists():
+    manifest = f"augmented-{key}.manifest.json"
+    if cache is not None and usable_cache(cache, lambda: verify(cache.parent, manifest), "augmented texts"):
         return [json.loads(ln) for ln in cache.read_text(encoding="utf-8").splitlines()]
     if cfg.copies <= 0:
         return []
@@ -194,4 +198,5 @@ def augment(texts: list[str], tokenizer, embeddings: torch.Tensor, cfg: AugmentC
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in out))
+        write_manifest(cache.parent, [cache.name], manifest)
     return out

@@ -13,7 +13,10 @@ Layout: one folder per *part* of the training set (the task's own texts; their a
 - ``offsets.npy``: ``[texts + 1]`` int64, text i's tokens are rows ``offsets[i]:offsets[i+1]``;
 - ``hidden.npy`` (only when hidden states are needed): ``[tokens, layers, width]``, memory-mapped,
   real tokens only (no padding is stored), one text's rows contiguous;
-- ``meta.json``: what the key was made of, sizes, build time (written last).
+- ``meta.json``: what the key was made of, sizes, build time;
+- ``manifest.json``: every file's size and digest (written last, :mod:`spikebert.training.manifest`).
+  A part is verified before it is used; one that does not verify (or has no manifest: an older
+  version's) is deleted and built again, with one line saying what was wrong.
 
 The key hashes the teacher (its resolved folder, and the size and modification time of its
 ``config.json`` and weight files), the data (every token id), the maximum length, the teacher
@@ -58,6 +61,7 @@ import numpy as np
 import torch
 
 from spikebert.training.checkpoint import atomic_write_text
+from spikebert.training.manifest import no_space_error, usable_cache, verify, write_manifest
 
 CACHE_VERSION = 1
 CACHE_FOLDER = "teacher-outputs"
@@ -183,11 +187,14 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
         atomic_write_text(tmp / "meta.json", json.dumps({**meta, "layers": list(layers), "dtype": dtype,
                                                          "texts": len(input_ids), "tokens": int(offsets[-1]),
                                                          "seconds": round(seconds, 2)}, indent=1))
+        write_manifest(tmp, [f.name for f in tmp.iterdir() if f.is_file()])
         try:
             os.replace(tmp, folder)
         except OSError:  # another process finished the same part first: theirs is as good
             if not (folder / "meta.json").is_file():
                 raise
+    except OSError as e:  # a full disk: one clear error (the temporary folder goes)
+        raise no_space_error(e, folder.parent) or e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     part = open_part(folder)
@@ -284,7 +291,8 @@ def cached_teacher(teacher, teacher_id: dict, parts: list[list[list[int]]], pad_
             continue
         key = part_key(teacher_id, ids, max_length, layers, dtype)
         folder = base / key
-        part = open_part(folder)
+        ok = usable_cache(folder, lambda: verify(folder), "teacher outputs", log, remove=build)
+        part = open_part(folder) if ok else None
         if part is None:
             if not build:
                 return None

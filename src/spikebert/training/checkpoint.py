@@ -215,8 +215,8 @@ def load_good_checkpoint(folder: Path, trainable: torch.nn.Module, log=print) ->
         except SpikeBertError as e:
             if "does not match this run's model" in str(e):
                 raise
-            problem = str(e).removeprefix(f"{ckpt}: ")
-            first_problem = first_problem or f"{ckpt}: {problem}"
+            first_problem = first_problem or str(e)
+            problem = str(e).removeprefix(f"{ckpt}: ").replace(f"{ckpt}/", "")
             after = f"falling back to {tried[i + 1]}" if i + 1 < len(tried) else "no checkpoint is left"
             log(f"checkpoint {ckpt} is damaged ({problem}): {after}")
     if first_problem is None:

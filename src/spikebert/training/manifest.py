@@ -126,7 +126,7 @@ def usable_cache(path, problems_of, what: str, log=print, remove: bool = True) -
     problems = problems_of()
     if not problems:
         return True
-    log(f"{what} {path}: {problems[0]}; rebuilding it")
+    log(f"{what}: {problems[0]}; rebuilding it")
     if remove:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     return False
@@ -145,13 +145,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def no_space_error(e: OSError, where) -> SpikeBertError | None:
+    """The clear error of a full disk (or quota) met while writing ``where``; None for another error."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    return SpikeBertError(f"no space left on {where} (the write was abandoned; what was there before is intact): "
+                          "free some space and run the command again")
+
+
 @contextmanager
 def no_space(where):
     """An ``OSError(ENOSPC)`` (or a disk quota) inside becomes one clear error naming ``where``."""
     try:
         yield
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise SpikeBertError(f"no space left on {where} (the write was abandoned; what was there before is "
-                                 "intact): free some space and run the command again") from None
-        raise
+        err = no_space_error(e, where)
+        if err is None:
+            raise
+        raise err from None

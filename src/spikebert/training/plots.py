@@ -46,14 +46,47 @@ def plot_log(folder, name: str = "training.png") -> Path | None:
 
 def finish_job(output, metrics: dict, accelerator=None) -> dict:
     """The end of every training job: ``metrics.json`` (atomically; its presence marks the job
-    finished), ``training.png`` and, in a model folder, its model card ``README.md``; written
-    once, by the main process. Returns ``metrics``."""
+    finished) added to the folder's manifest, ``training.png`` and, in a model folder, its model
+    card ``README.md``; written once, by the main process. Returns ``metrics``."""
     from spikebert.card import write_model_card
     from spikebert.training.checkpoint import write_json
+    from spikebert.training.manifest import add_to_manifest
 
     if accelerator is None or accelerator.is_main_process:
         write_json(Path(output) / "metrics.json", metrics)
+        add_to_manifest(output, ["metrics.json"])
         plot_log(output)
         if (Path(output) / "config.json").is_file():
             write_model_card(output)
     return metrics
+
+
+def finished_metrics(folder, log=print) -> dict | None:
+    """A job folder's ``metrics.json`` when the job finished and the folder verifies against its
+    manifest; None when it did not finish. A ``metrics.json`` that is damaged (or unreadable, in a
+    folder an older version wrote without a manifest) marks the job unfinished, with one line
+    saying so: it resumes from its checkpoint and writes it again. Any other damaged file (the
+    weights) is one clear error: the checkpoints cannot give the best model back."""
+    from spikebert.errors import SpikeBertError
+    from spikebert.training.manifest import has_manifest, verify
+
+    folder = Path(folder)
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None
+    problems = verify(folder) if has_manifest(folder) else []
+    metrics = None
+    if not problems:
+        try:
+            metrics = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            problems = [f"{path}: unreadable ({type(e).__name__})"]
+    if not problems and isinstance(metrics, dict):
+        return metrics
+    others = [p for p in problems if not p.startswith(str(path))]
+    if others:
+        raise SpikeBertError(f"{others[0]}: {folder} is damaged; restore it from a copy, or delete it to run "
+                             "its stage again")
+    log(f"{problems[0] if problems else f'{path}: not a JSON object'}: {folder} is taken as unfinished and "
+        "resumed from its last checkpoint")
+    return None
