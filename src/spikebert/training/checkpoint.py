@@ -212,9 +212,9 @@ def load_good_checkpoint(folder: Path, trainable: torch.nn.Module, log=print) ->
             if problems:
                 raise SpikeBertError(problems[0])
             return ckpt, load_checkpoint(ckpt, trainable)
+        except CheckpointMismatch:
+            raise
         except SpikeBertError as e:
-            if "does not match this run's model" in str(e):
-                raise
             first_problem = first_problem or str(e)
             problem = str(e).removeprefix(f"{ckpt}: ").replace(f"{ckpt}/", "")
             after = f"falling back to {tried[i + 1]}" if i + 1 < len(tried) else "no checkpoint is left"
@@ -226,6 +226,10 @@ def load_good_checkpoint(folder: Path, trainable: torch.nn.Module, log=print) ->
                          f"or delete {root} to train from the beginning")
 
 
+class CheckpointMismatch(SpikeBertError):
+    """A whole checkpoint of another model (other settings in the same --output): not damage."""
+
+
 def load_checkpoint(path: Path, trainable: torch.nn.Module) -> dict:
     """Restores the weights into ``trainable`` and returns the training state."""
     try:
@@ -235,10 +239,10 @@ def load_checkpoint(path: Path, trainable: torch.nn.Module) -> dict:
         raise SpikeBertError(f"{path}: checkpoint cannot be read ({first_line(e)})") from None
     missing = set(trainable.state_dict()) ^ set(state)
     if missing:
-        raise SpikeBertError(f"{path}: checkpoint does not match this run's model ({sorted(missing)[0]}); "
+        raise CheckpointMismatch(f"{path}: checkpoint does not match this run's model ({sorted(missing)[0]}); "
                              "was --output reused with other settings?")
     try:
         trainable.load_state_dict(state)
     except RuntimeError as e:
-        raise SpikeBertError(f"{path}: checkpoint does not match this run's model: {str(e).splitlines()[-1].strip()}") from None
+        raise CheckpointMismatch(f"{path}: checkpoint does not match this run's model: {str(e).splitlines()[-1].strip()}") from None
     return train_state

@@ -61,14 +61,17 @@ def write_manifest(folder, files, name: str = MANIFEST) -> Path:
     return path
 
 
-def add_to_manifest(folder, files, name: str = MANIFEST) -> Path:
+def add_to_manifest(folder, files, name: str = MANIFEST) -> Path | None:
     """Add (or refresh) ``files`` in ``folder``'s manifest, keeping what it lists already; a folder
-    without one gets one of ``files`` alone."""
+    without one gets one of ``files`` alone. A manifest that cannot be read is left as it is (it
+    is not rewritten to bless files it no longer vouches for): reading the folder says so."""
     folder = Path(folder)
-    try:
-        listed = list(_read(folder / name)["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        listed = []
+    listed = []
+    if has_manifest(folder, name):
+        try:
+            listed = list(_read(folder / name)["files"])
+        except (OSError, ValueError, TypeError):
+            return None
     return write_manifest(folder, [*listed, *map(str, files)], name)
 
 
