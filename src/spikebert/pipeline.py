@@ -81,6 +81,11 @@ class Preset:
 PRESETS = {
     # the best accuracy per CPU hour measured on 2 cores: the student mirrors the MiniLM teacher
     "cpu": Preset(shape=StudentShape(time_steps=4)),
+    # one modern GPU, the cpu preset's student: twice its batch, the whole stage-1 corpus (119,685
+    # English texts, 3 × the cpu preset's 40,000), twice its augmented copies. Sized from the step
+    # times measured on an H200 (../shared/gpu/README.md), not yet run: estimated, to be confirmed
+    # (docs/incoming-gpu.md gives the arithmetic)
+    "gpu": Preset(shape=StudentShape(time_steps=4), batch_size=64, stage1_max_texts=None, augment=2),
     # the paper's scale, for GPUs: BERT-base-shaped student, T=4, full corpus
     "paper": Preset(shape=StudentShape(depth=12, width=768, heads=12, time_steps=4),
                     stage1_max_texts=None, stage2_epochs=5.0, augment=8),

@@ -54,10 +54,12 @@ class Encoded(Dataset):
 
 
 class Collator:
-    """Pads a list of items to the batch's longest sequence."""
+    """Pads a list of items to the batch's longest sequence; ``extra(batch) -> {name: tensor}``
+    adds tensors of the batch's rows (cached teacher outputs), built where the batch is (in a
+    loader worker on CUDA, off the training loop)."""
 
-    def __init__(self, pad_token_id: int = 0):
-        self.pad = pad_token_id
+    def __init__(self, pad_token_id: int = 0, extra=None):
+        self.pad, self.extra = pad_token_id, extra
 
     def __call__(self, items):
         longest = max(len(it["input_ids"]) for it in items)
@@ -71,6 +73,8 @@ class Collator:
                  "index": torch.tensor([it["index"] for it in items], dtype=torch.long)}
         if "labels" in items[0]:
             batch["labels"] = torch.tensor([it["labels"] for it in items], dtype=torch.long)
+        if self.extra is not None:
+            batch.update(self.extra(batch))
         return batch
 
 
@@ -112,12 +116,14 @@ class LengthBucketSampler(Sampler):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def make_loader(dataset: Encoded, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Length-bucketed batches of ``dataset``, padded with the dataset's own pad id."""
+def make_loader(dataset: Encoded, batch_size: int, shuffle: bool, seed: int = 0, extra=None,
+                **options) -> DataLoader:
+    """Length-bucketed batches of ``dataset``, padded with the dataset's own pad id; ``extra``: see
+    :class:`Collator`; ``options``: more ``DataLoader`` arguments (workers, pinned memory)."""
     sampler = LengthBucketSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     # an own generator: iterating the loader must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(dataset.pad_token_id),
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(dataset.pad_token_id, extra),
+                      generator=torch.Generator().manual_seed(seed), **options)
 
 
 def encode_examples(tokenizer, examples, max_length: int = MAX_LENGTH) -> Encoded:

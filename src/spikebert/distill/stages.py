@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from spikebert.data.batching import MAX_LENGTH, Encoded, encode_examples, tokenize
@@ -28,6 +27,7 @@ from spikebert.folders import check_model_folder, is_spikebert, load_state_stric
 from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
 from spikebert.teachers.loading import load_teacher, load_teacher_config, resolve_teacher
 from spikebert.training.checkpoint import check_output_dir, publish_model
+from spikebert.training.device import teacher_forward
 from spikebert.training.metrics import dev_evaluator
 from spikebert.training.plots import finish_job
 from spikebert.training.trainer import TrainArgs, fit, last_logged, make_accelerator
@@ -82,12 +82,7 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
     used = DistillConfig(weights=replace(STAGE1, spikes=distill.weights.spikes, energy=distill.weights.energy),
                          layer_map=distill.layer_map, augment=None)
     aligner = FeatureAligner(student, lmap, used.weights)
-
-    def loss_fn(model, batch, step, epoch):
-        with torch.no_grad():
-            hidden = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                   output_hidden_states=True).hidden_states
-        return model(batch["input_ids"], batch["attention_mask"], hidden)
+    loss_fn = stage1_loss(teacher_model, acc.device)
 
     def publish(model, _):
         publish_model(model.student, tokenizer, args.output)
@@ -99,6 +94,37 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
                "seconds": round(result.seconds, 1), "student": config.to_diff_dict(),
                "shape": StudentShape.of_config(config).given(), "args": {**asdict(args), "max_length": max_length}}
     return finish_job(args.output, metrics, acc)
+
+
+def stage1_loss(teacher_model, device):
+    """Stage 1's ``loss_fn`` for :func:`~spikebert.training.trainer.fit`: the teacher's hidden states
+    of the batch (:func:`~spikebert.training.device.teacher_forward`), then the aligner's loss."""
+
+    def loss_fn(model, batch, step, epoch):
+        with teacher_forward(device):
+            hidden = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                   output_hidden_states=True).hidden_states
+        return model(batch["input_ids"], batch["attention_mask"], hidden)
+
+    return loss_fn
+
+
+def stage2_loss(cache: "CachedTeacher | None", teacher_model, need_hidden: bool, device):
+    """Stage 2's ``loss_fn``: the teacher's logits (and hidden states when ``need_hidden``) from the
+    batch's cached columns (:func:`cached_columns`) or, without a cache, from the teacher run live;
+    then the distiller's loss."""
+
+    def loss_fn(model, batch, step, epoch):
+        if cache is not None:
+            logits, hidden = from_cache(batch)
+        else:
+            with teacher_forward(device):
+                t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  output_hidden_states=need_hidden)
+            logits, hidden = t.logits, t.hidden_states if need_hidden else None
+        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden)
+
+    return loss_fn
 
 
 def load_student_init(init: str, labels: tuple[str, ...], shape: StudentShape | None = None):
@@ -190,16 +216,7 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
                                  teacher_cache_dtype, build)
     if cache is not None:
         teacher_model = None  # every output it would give is in the cache
-
-    def loss_fn(model, batch, step, epoch):
-        if cache is not None:
-            logits, hidden = cache(batch["index"], batch["input_ids"].shape[1], batch["input_ids"].device)
-        else:
-            with torch.no_grad():
-                t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  output_hidden_states=need_hidden)
-            logits, hidden = t.logits, t.hidden_states if need_hidden else None
-        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden)
+    loss_fn = stage2_loss(cache, teacher_model, need_hidden, acc.device)
 
     return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
         "teacher": teacher, "init": init, "init_moved": vocabulary, "distillation": distill.record(lmap),
@@ -207,7 +224,24 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
         "max_length": max_length,
         "teacher_cache": cache.record() if cache is not None else {"used": False, "asked": teacher_cache, "why": (
             "not asked" if not teacher_cache else "a run shorter than one epoch, and no cache found" if not build
-            else "no room on disk")}})
+            else "no room on disk")}}, batch_extra=cached_columns(cache) if cache is not None else None)
+
+
+def cached_columns(cache: CachedTeacher):
+    """A batch's cached teacher outputs as batch columns (``teacher_logits``, ``teacher_hidden.{layer}``),
+    looked up as the loader collates the batch (in its workers on CUDA), not in the training step."""
+
+    def columns(batch: dict) -> dict:
+        logits, hidden = cache(batch["index"], batch["input_ids"].shape[1])
+        return {"teacher_logits": logits, **{f"teacher_hidden.{k}": v for k, v in (hidden or {}).items()}}
+
+    return columns
+
+
+def from_cache(batch: dict) -> tuple:
+    """``(logits, hidden)`` of the columns :func:`cached_columns` added (hidden None when none)."""
+    hidden = {int(k.split(".")[1]): v for k, v in batch.items() if k.startswith("teacher_hidden.")}
+    return batch["teacher_logits"], hidden or None
 
 
 def _planned_texts(args: TrainArgs, n: int) -> int:
@@ -268,7 +302,8 @@ def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_f
                             "max_length": max_length})
 
 
-def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra) -> dict:
+def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra,
+                    batch_extra=None) -> dict:
     """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics."""
     evaluate_dev = dev_evaluator(dev_set, train.labels)
     best = {}
@@ -280,7 +315,7 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
         best.update(metrics)
         publish_model(model.student, tokenizer, args.output)
 
-    result = fit(trainable, data, args, loss_fn, evaluate, on_best, accelerator=acc, desc=kind)
+    result = fit(trainable, data, args, loss_fn, evaluate, on_best, accelerator=acc, desc=kind, batch_extra=batch_extra)
     metrics = {"kind": kind, "task": train.name, "dev_accuracy": result.best_score,
                "dev_macro_f1": best.get("macro_f1", result.best_record().get("dev_macro_f1")), "best_step": result.best_step, "steps": result.step,
                "stopped_by": result.stopped_by, "train_examples": len(data), "dev_examples": len(dev_set),

@@ -12,7 +12,11 @@ checkpoint; at the end, publish the last model when there is no dev evaluation.
   every ``save_every`` steps and at every epoch end; ``resume=True`` continues from it and ends
   with the same result as a run that was never stopped (the batch order is a function of seed and
   epoch, and the resumed epoch skips the batches already seen).
-- A loss that is NaN or infinite stops the run, naming the step; the last checkpoint stays.
+- A loss that is NaN or infinite stops the run, naming the step; the last checkpoint stays. On CUDA
+  the check stays on the device and is read at log, evaluation and checkpoint time (no per-step
+  synchronisation); the step named is still the first bad one, and no checkpoint is written after it.
+- On CUDA the host stays off the critical path (:mod:`spikebert.training.device`): loader workers,
+  pinned memory, non-blocking copies, whole batches up to a larger micro-batch budget.
 - A run bounded by ``max_minutes`` fits its learning-rate schedule to the time: the decay ends
   at the step the budget is expected to run out at, measured as the run goes. Time comes only
   from ``fit``'s ``clock`` (``time.monotonic`` unless a test gives another).
@@ -35,6 +39,7 @@ from spikebert.data.batching import Encoded, make_loader
 from spikebert.errors import SpikeBertError
 from spikebert.training.checkpoint import (KEEP_CHECKPOINTS, check_output_dir, latest_checkpoint,
                                            load_good_checkpoint, rng_state, save_checkpoint, set_rng_state)
+from spikebert.training.device import batch_token_budget, is_cuda, loader_options
 
 
 @dataclass
@@ -52,7 +57,9 @@ class TrainArgs:
     max_grad_norm: float = 1.0
     save_every: int = 200  # steps; checkpoints also at every epoch end
     keep_checkpoints: int = KEEP_CHECKPOINTS  # the newest N; a damaged one falls back to the one before
-    max_batch_tokens: int | None = 1024  # larger batches (batch × length) run as accumulated micro-batches
+    # larger batches (batch × length) run as accumulated micro-batches (on CUDA: at least
+    # spikebert.training.device.CUDA_MAX_BATCH_TOKENS)
+    max_batch_tokens: int | None = 1024
     eval_every: int | None = None  # steps; None: at each epoch end
     resume: bool = False
 
@@ -80,7 +87,9 @@ def make_accelerator(seed: int):
     mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # split_batches: --batch-size is the global batch; N processes each take 1/N of every batch,
     # so a run on N processes sees exactly the batches a run on one process sees
-    acc = Accelerator(mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(split_batches=True))
+    # non_blocking: batches from pinned memory (the loader pins them on CUDA) are copied asynchronously
+    acc = Accelerator(mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(
+        split_batches=True, non_blocking=torch.cuda.is_available()))
     set_seed(seed)
     return acc
 
@@ -196,6 +205,8 @@ class Run:
     best_step: int | None = None
     history: list = field(default_factory=list)
     bar: object = None
+    batch_tokens: int | None = None  # the micro-batch budget on this device
+    first_bad: torch.Tensor | None = None  # on CUDA: [step, loss] of the first non-finite loss (NaN: none yet)
 
     def seconds(self) -> float:
         """Seconds of training so far, the killed runs before a resume included."""
@@ -206,7 +217,8 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         loss_fn: Callable[[torch.nn.Module, dict, int, int], tuple[torch.Tensor, dict]],
         evaluate: Callable[[torch.nn.Module, object], dict] | None = None,
         on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-        accelerator=None, desc: str = "train", clock: Callable[[], float] = time.monotonic) -> FitResult:
+        accelerator=None, desc: str = "train", clock: Callable[[], float] = time.monotonic,
+        batch_extra: Callable[[dict], dict] | None = None) -> FitResult:
     """Train ``trainable`` on ``train_set``.
 
     ``loss_fn(model, batch, step, epoch) -> (loss, {term: value})`` computes the loss of one
@@ -215,9 +227,10 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
     ``evaluate(model, accelerator) -> metrics`` with a ``"score"`` key runs on dev;
     ``on_best(unwrapped_model, metrics)`` saves the best model (main process). Without ``evaluate``
     the last model counts as best. ``clock() -> seconds`` is the only source of time (the
-    ``max_minutes`` budget, the seconds reported and saved).
+    ``max_minutes`` budget, the seconds reported and saved). ``batch_extra(batch) -> {name: tensor}``
+    adds per-row tensors to every batch as it is collated (:class:`~spikebert.data.batching.Collator`).
     """
-    run = set_up(trainable, train_set, args, accelerator, clock)
+    run = set_up(trainable, train_set, args, accelerator, clock, batch_extra)
     if args.resume:
         resume(run)
     run.started = clock()
@@ -234,9 +247,13 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
         fit_to_time(run, spent)
         stop = stop_reason(run, spent)
         epoch_end = run.step % run.steps_per_epoch == 0
-        if epoch_end or stop or (args.eval_every and run.step % args.eval_every == 0):
+        evaluating = epoch_end or stop or (args.eval_every and run.step % args.eval_every == 0)
+        saving = epoch_end or stop or run.step % args.save_every == 0
+        if evaluating or saving:
+            raise_if_not_finite(run)
+        if evaluating:
             run_evaluation(run, evaluate, on_best)
-        if epoch_end or stop or run.step % args.save_every == 0:
+        if saving:
             checkpoint(run)
     run.bar.close()
     if evaluate is None and on_best is not None and run.acc.is_main_process:
@@ -245,7 +262,7 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
     return FitResult(run.step, run.best_score, run.best_step, run.history, run.seconds(), stop)
 
 
-def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock) -> Run:
+def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock, batch_extra=None) -> Run:
     """The accelerator, the output folder (checked), the batches, the planned steps, AdamW and the
     learning-rate schedule, all prepared by ``accelerate``."""
     acc = accelerator or make_accelerator(args.seed)
@@ -254,7 +271,8 @@ def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock) -
         check_output_dir(out, need_bytes=3 * sum(p.numel() * 4 for p in trainable.parameters()))
     if args.batch_size % acc.num_processes:
         raise SpikeBertError(f"--batch-size {args.batch_size} must be a multiple of the {acc.num_processes} processes")
-    loader = make_loader(train_set, args.batch_size, shuffle=True, seed=args.seed)
+    loader = make_loader(train_set, args.batch_size, shuffle=True, seed=args.seed, extra=batch_extra,
+                         **loader_options(acc.device))
     steps_per_epoch = len(loader.batch_sampler)
     by_epochs = max(1, math.ceil(args.epochs * steps_per_epoch)) if args.epochs else None
     total = min(x for x in (args.max_steps, by_epochs) if x) if (args.max_steps or by_epochs) else steps_per_epoch
@@ -262,8 +280,12 @@ def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock) -
     schedule = Schedule(args.schedule, args.warmup, total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     model, optimizer, prepared_loader, scheduler = acc.prepare(trainable, optimizer, loader, scheduler)
-    return Run(args, acc, out, JsonlLog(out / "log.jsonl", acc.is_main_process), model, optimizer, scheduler,
-               prepared_loader, loader.batch_sampler, schedule, total, steps_per_epoch, clock)
+    run = Run(args, acc, out, JsonlLog(out / "log.jsonl", acc.is_main_process), model, optimizer, scheduler,
+              prepared_loader, loader.batch_sampler, schedule, total, steps_per_epoch, clock)
+    run.batch_tokens = batch_token_budget(args.max_batch_tokens, acc.device)
+    if is_cuda(acc.device):
+        run.first_bad = torch.full((2,), math.nan, device=acc.device)
+    return run
 
 
 def adamw(trainable: torch.nn.Module, args: TrainArgs) -> torch.optim.AdamW:
@@ -317,7 +339,7 @@ def train_step(run: Run, batch: dict, loss_fn, epoch: int) -> tuple[torch.Tensor
     """One optimiser step over ``batch``, run as micro-batches with accumulated gradients. Returns the
     batch's loss and loss terms (each micro-batch weighted by its share of the rows)."""
     acc, model = run.acc, run.model
-    parts = micro_batches(batch, run.args.max_batch_tokens)
+    parts = micro_batches(batch, run.batch_tokens)
     rows = batch["input_ids"].shape[0]
     loss, terms = 0.0, {}
     for i, part in enumerate(parts):
@@ -341,12 +363,31 @@ def train_step(run: Run, batch: dict, loss_fn, epoch: int) -> tuple[torch.Tensor
 
 
 def check_finite(run: Run, loss: torch.Tensor):
-    """A NaN or infinite loss stops the run, naming the step and the checkpoint kept."""
+    """A NaN or infinite loss stops the run, naming the step and the checkpoint kept. On CUDA the
+    first bad step and loss are kept on the device, for :func:`raise_if_not_finite` to read later."""
+    if run.first_bad is not None:
+        loss = loss.detach().float().reshape(())
+        here = torch.stack([torch.full_like(loss, run.step + 1), loss])
+        run.first_bad = torch.where(run.first_bad[0].isnan() & ~loss.isfinite(), here, run.first_bad)
+        return
     if torch.isfinite(loss):
         return
+    stop_not_finite(run, loss.item(), run.step + 1)
+
+
+def raise_if_not_finite(run: Run):
+    """On CUDA: stop the run when a loss so far was not finite (one read of the device)."""
+    if run.first_bad is None:
+        return
+    step, loss = run.first_bad.tolist()
+    if not math.isnan(step):
+        stop_not_finite(run, loss, int(step))
+
+
+def stop_not_finite(run: Run, loss: float, step: int):
     run.bar.close()  # the error line must not be glued to the progress bar
     last = latest_checkpoint(run.out)
-    raise SpikeBertError(f"the loss became {loss.item()} at step {run.step + 1}; stopped. "
+    raise SpikeBertError(f"the loss became {loss} at step {step}; stopped. "
                          f"The last checkpoint, {last or '(none yet)'}, is kept; "
                          "go on from it with --resume and a lower --lr")
 
@@ -357,6 +398,7 @@ def log_step(run: Run, loss: torch.Tensor, terms: dict):
     log_every = max(1, min(10, run.total // 50))
     if run.step % log_every and run.step != 1:
         return
+    raise_if_not_finite(run)
     logged = {"loss": loss.detach(), **{k: v.detach().float() for k, v in terms.items()}}
     if run.acc.num_processes > 1:
         logged = {k: run.acc.reduce(v.reshape(()).clone(), reduction="mean") for k, v in logged.items()}

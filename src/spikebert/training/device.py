@@ -1,0 +1,69 @@
+"""What training does differently on a CUDA device, in one place. On the CPU every function here
+is the identity of what the code did before (fp32, eager, no loader workers): the CPU's results
+stay bit for bit.
+
+On CUDA the host is kept off the critical path:
+
+- the training loader collates in worker processes, prefetches and pins its batches
+  (:func:`loader_options`), and batches go to the device with ``non_blocking=True``
+  (``accelerate``'s ``non_blocking``, :func:`spikebert.training.trainer.make_accelerator`);
+- the trainer reads nothing back from the device per step (the finite-loss check is kept on the
+  device and read at log, evaluation and checkpoint time);
+- a frozen teacher runs in bf16 under ``torch.inference_mode`` (:func:`teacher_forward`);
+- micro-batching (``TrainArgs.max_batch_tokens``, sized for 2 CPU cores' caches) takes batches of at
+  least :data:`CUDA_MAX_BATCH_TOKENS` token slots whole (:func:`batch_token_budget`).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+
+import torch
+
+LOADER_WORKERS = 4  # collating processes of the training loader on CUDA
+LOADER_PREFETCH = 4  # batches each of them keeps ready
+# a batch of up to this many token slots (rows × padded length) is one micro-batch on CUDA: 128 × 128,
+# the largest batch of the presets at their longest length; the 12 × 768 student at B 32, L 128
+# peaked at 16.4 GiB on an H200 (../shared/gpu/README.md), so this stays within a 40 GiB GPU for it
+CUDA_MAX_BATCH_TOKENS = 16384
+
+
+def is_cuda(device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def loader_options(device) -> dict:
+    """Extra ``DataLoader`` arguments for training on ``device`` (none on the CPU)."""
+    if not is_cuda(device):
+        return {}
+    # fork: the workers inherit the collator (a closure over the teacher cache) without pickling it,
+    # and never touch CUDA themselves
+    return dict(num_workers=LOADER_WORKERS, prefetch_factor=LOADER_PREFETCH, pin_memory=True,
+                multiprocessing_context="fork")
+
+
+def batch_token_budget(max_batch_tokens: int | None, device) -> int | None:
+    """The micro-batch budget on ``device``: the one given on the CPU, at least
+    :data:`CUDA_MAX_BATCH_TOKENS` on CUDA (None: no micro-batching)."""
+    if not max_batch_tokens or not is_cuda(device):
+        return max_batch_tokens
+    return max(max_batch_tokens, CUDA_MAX_BATCH_TOKENS)
+
+
+def bf16_ok(device) -> bool:
+    return is_cuda(device) and torch.cuda.is_bf16_supported()
+
+
+@contextmanager
+def teacher_forward(device):
+    """The context a frozen teacher's forward runs in: ``torch.no_grad`` on the CPU (fp32, as
+    always); ``torch.inference_mode`` under bf16 autocast on CUDA. Its outputs are then inference
+    tensors: read them (losses do), never modify them in place or save them for backward."""
+    with ExitStack() as stack:
+        if is_cuda(device):
+            stack.enter_context(torch.inference_mode())
+            if bf16_ok(device):
+                stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        else:
+            stack.enter_context(torch.no_grad())
+        yield

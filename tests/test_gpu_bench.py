@@ -1,0 +1,42 @@
+"""benchmarks/gpu_bench.py runs end to end on the CPU at its tiny shape (real SST-2 batches, the
+trainer's stage-1 and stage-2 steps included) and writes the figures it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_bench_tiny_on_cpu(tmp_path, data_dir):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "SPIKEBERT_DATA": str(data_dir), "SPIKEBERT_CORPORA": str(data_dir.parent / "corpora"),
+           "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--tiny",
+                          "--steps", "2", "--warmup", "1", "--precisions", "fp32", "--backends", "eager",
+                          "--out", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert [m["shape"] for m in r["models"]] == ["tiny", "tiny-sst2"]
+    for m in r["models"]:
+        assert "error" not in m, m
+        for mode in ("train", "infer"):
+            assert m[mode]["ms"] > 0 and m[mode]["tokens_per_s"] > 0 and m[mode]["peak_gib"] is None
+    assert r["models"][1]["length"] == "real"
+    assert [s["stage"] for s in r["stages"]] == ["stage1 (teacher live)", "stage2 (cached teacher)",
+                                                 "stage2 (teacher live)"]
+    for s in r["stages"]:
+        assert s["step"]["ms"] > 0 and s["bare_step"]["ms"] > 0
+        assert s["step_over_bare"] == round(s["step"]["ms"] / s["bare_step"]["ms"], 3)
+    assert "tiny-sst2" in res.stdout and "stage2 (cached teacher)" in res.stdout  # the table
+
+
+def test_gpu_bench_refuses_a_missing_official_checkout(tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--tiny",
+                          "--official", str(tmp_path / "nowhere")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert res.returncode != 0 and "error:" in res.stderr and "new_spikformer.py" in res.stderr
