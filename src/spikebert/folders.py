@@ -36,7 +36,6 @@ def is_spikebert(x) -> bool:
     return getattr(config, "model_type", None) == SpikeBertConfig.model_type
 
 
-
 def check_model_folder(path) -> dict:
     """The folder's config as a dict, or a clear error saying what is wrong with it."""
     p = Path(path)
