@@ -161,7 +161,8 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
 def browser_check(path) -> dict:
-    """Open ``path`` in headless Chromium: console errors, page errors, and every image's state."""
+    """Open ``path`` in headless Chromium: console errors, page errors, every image's state and the
+    shown width of the images of each row of figures (``.row``)."""
     exe = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
     if exe is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium); the page was not opened in a browser")
@@ -179,8 +180,10 @@ def browser_check(path) -> dict:
         page.wait_for_load_state("load")
         images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
         headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+        rows = page.eval_on_selector_all(".row", "rs => rs.map(r => [...r.querySelectorAll('img')].map("
+                                                 "i => Math.round(i.getBoundingClientRect().width)))")
         browser.close()
-    return {"problems": problems, "images": images, "headings": headings}
+    return {"problems": problems, "images": images, "headings": headings, "rows": rows}
 
 
 def small_student(**kw):

@@ -40,6 +40,8 @@ def test_the_report_is_one_self_contained_page_that_renders(trained, mini_sst2_d
     text = page.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["'](?!data:)""", text)  # nothing to fetch: every figure is inline
     assert f"{metrics['accuracy'] * 100:.2f} %" in text
+    outside_rows = re.sub(r'<div class="row"[^>]*>.*?</div>', "", text, flags=re.S)
+    assert text.count("<img") >= 5 and "<img" not in outside_rows  # every figure is in a row of equal cells
 
     seen = browser_check(page)
     assert seen["problems"] == []
@@ -48,6 +50,9 @@ def test_the_report_is_one_self_contained_page_that_renders(trained, mini_sst2_d
     # curves, confusion, two energy plots and one raster per layer: all decoded by the browser
     assert len(seen["images"]) >= 5
     assert all(complete and width > 0 for _, complete, width in seen["images"]), seen["images"]
+    # every figure sits in a row, and a row's plots are shown one size, whatever size each was drawn at
+    assert sum(len(r) for r in seen["rows"]) == len(seen["images"])
+    assert all(len(set(r)) == 1 for r in seen["rows"]), seen["rows"]
 
 
 def test_the_browser_check_catches_a_broken_image(tmp_path):

@@ -6,7 +6,7 @@ tokenizer files. Only safetensors weights are ever loaded: a folder holding only
 
 :func:`is_spikebert` is the one answer to "is this a SpikeBERT folder, model or config". Teachers
 (hub names, the default MiniLM, fine-tuned folders) are found and loaded by
-:mod:`spikebert.teachers.loading`.
+:mod:`spikebert.teachers.loading`, which builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from spikebert.errors import SpikeBertError, first_line
-from spikebert.modeling_spikebert import SpikeBertConfig
+from spikebert.modeling_spikebert import SpikeBertConfig, register_auto_classes
 
 WEIGHTS = "model.safetensors"
 
@@ -34,17 +34,6 @@ def is_spikebert(x) -> bool:
         return x.get("model_type") == SpikeBertConfig.model_type
     config = getattr(x, "config", x)
     return getattr(config, "model_type", None) == SpikeBertConfig.model_type
-
-
-
-
-def __getattr__(name: str):
-    """Teacher look-up moved to :mod:`spikebert.teachers.loading`; the old names still resolve."""
-    if name in ("resolve_teacher", "default_teacher_path"):
-        from spikebert.teachers import loading
-
-        return getattr(loading, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_model_folder(path) -> dict:
@@ -111,8 +100,6 @@ def load_classifier(path, num_labels: int | None = None, time_steps: int | None 
     """A saved classifier (SpikeBERT or any `transformers` sequence classifier) and its tokenizer.
     ``time_steps`` runs a SpikeBERT model at another T than it was saved with (T owns no weights)."""
     from transformers import AutoModelForSequenceClassification
-
-    from spikebert import register_auto_classes
 
     register_auto_classes()
     cfg = check_model_folder(path)

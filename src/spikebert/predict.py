@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from spikebert.data.batching import Encoded, make_loader, pad_id, tokenize
-from spikebert.data.tasks import read_delimited, read_jsonl, read_lines
+from spikebert.data.readers import read_delimited, read_jsonl, read_lines
 from spikebert.data.batching import MAX_LENGTH
 from spikebert.errors import SpikeBertError
 

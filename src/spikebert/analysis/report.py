@@ -19,8 +19,12 @@ from spikebert.training.checkpoint import atomic_write_text
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:.5em 0}
-figure{margin:1em 0}figcaption{color:#555;font-size:.9em}"""
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.row{display:grid;gap:1em;margin:1em 0}.row figure{margin:0;min-width:0}
+img{width:100%;height:auto;display:block;margin:.5em 0}figcaption{color:#555;font-size:.9em}"""
+# figures side by side in a row of each section: every figure of a row is one width, whatever
+# size matplotlib drew it at (the wide training curves take a row each)
+WIDE, SIDE_BY_SIDE = 1, 2
 
 
 def _img(png: bytes, caption: str) -> str:
@@ -28,6 +32,13 @@ def _img(png: bytes, caption: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _row(figures: list[str], columns: int = SIDE_BY_SIDE) -> str:
+    """Figures (:func:`_img`) in rows of ``columns`` equal cells: every picture of the row is shown
+    at the cell's width, so a row's plots are one size."""
+    return (f'<div class="row" style="grid-template-columns:repeat({columns},minmax(0,1fr))">'
+            + "".join(figures) + "</div>")
 
 
 def _fig_png(fig) -> bytes:
@@ -91,7 +102,7 @@ def _curves(stage_dirs: dict) -> list[str]:
             plot_log(folder)
         if png.exists():
             parts.append(_img(png.read_bytes(), f"{name}: loss terms, learning rate and dev score ({folder})"))
-    return parts or ["<p>No training log found.</p>"]
+    return [_row(parts, WIDE)] if parts else ["<p>No training log found.</p>"]
 
 
 def _energy(energy: dict | None) -> list[str]:
@@ -102,7 +113,7 @@ def _energy(energy: dict | None) -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = save_plots(energy, tmp)
-        return [_img(Path(p).read_bytes(), Path(p).stem.replace("_", " ")) for p in paths]
+        return [_row([_img(Path(p).read_bytes(), Path(p).stem.replace("_", " ")) for p in paths])]
 
 
 # fonts with CJK glyphs, tried after matplotlib's own for the tokens under a raster
@@ -137,8 +148,8 @@ def _rasters(model, tokenizer, texts: list[str], neurons: int) -> list[str]:
         for i, text in enumerate(texts):
             r = inspect_model(model, tokenizer, text, Path(tmp) / str(i), neurons=neurons)
             parts.append(f"<h3>“{html.escape(text)}”</h3>")
-            parts += [_img(Path(f).read_bytes(), f"{Path(f).stem}: spikes per neuron (rows) and token × step")
-                      for f in r["files"] if f.endswith(".png")]
+            parts.append(_row([_img(Path(f).read_bytes(), f"{Path(f).stem}: spikes per neuron (rows) and token × step")
+                               for f in r["files"] if f.endswith(".png")]))
     return parts
 
 
@@ -154,7 +165,8 @@ def write_report(output, model, tokenizer, *, title: str, dev_metrics: dict | No
     body = [f"<h1>{html.escape(title)}</h1>", _summary(dev_metrics, energy, teacher_accuracy),
             "<h2>Training</h2>", *_curves(stage_dirs or {}),
             "<h2>Dev confusion matrix</h2>",
-            _img(confusion_png(dev_metrics), "dev confusion matrix") if dev_metrics else "<p>No dev data given.</p>",
+            _row([_img(confusion_png(dev_metrics), "dev confusion matrix")]) if dev_metrics
+            else "<p>No dev data given.</p>",
             "<h2>Energy against the teacher, firing rates</h2>", *_energy(energy),
             "<h2>Spike rasters of dev sentences</h2>", *(_rasters(model, tokenizer, list(raster_texts), neurons)
                                                         if raster_texts else ["<p>No texts given.</p>"])]
