@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -30,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikebert.distill.teacher_cache import (_BUILDER, CACHE_FOLDER, CACHE_VERSION, DTYPES, _batches, ids_digest,
-                                             remove_stale_builds)
-from spikebert.training.checkpoint import atomic_write_text
+from spikebert.distill.teacher_cache import (CACHE_FOLDER, CACHE_VERSION, DTYPES, ids_digest, padded_batches,
+                                             publish_folder, remove_stale_builds, temporary_folder)
 
 
 def attention_key(teacher: dict, input_ids: list[list[int]], max_length: int, layers: tuple[int, ...],
@@ -75,27 +73,18 @@ def build_attention_part(teacher, input_ids: list[list[int]], pad_token_id: int,
                          device=None) -> AttentionPart:
     """Run ``teacher`` (set to return attentions) once over ``input_ids`` and write the part
     folder atomically."""
-    from tqdm.auto import tqdm
-
     t0 = time.monotonic()
     device = device or next(teacher.parameters()).device
     lengths = [len(x) for x in input_ids]
     offsets = squares(input_ids)
-    tmp = folder.parent / f".{folder.name}.tmp-{_BUILDER}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = temporary_folder(folder)
     try:
         heads = teacher.config.num_attention_heads
         maps = np.lib.format.open_memmap(tmp / "attentions.npy", mode="w+", dtype=np.dtype(dtype),
                                          shape=(int(offsets[-1]), len(layers), heads))
-        for rows in tqdm(_batches(lengths, max_tokens, max_rows), desc="teacher attentions", leave=False):
-            longest = max(lengths[i] for i in rows)
-            ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), longest), dtype=torch.long)
-            for r, i in enumerate(rows):
-                ids[r, :lengths[i]] = torch.tensor(input_ids[i], dtype=torch.long)
-                mask[r, :lengths[i]] = 1
-            out = teacher(input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True)
+        for rows, ids, mask in padded_batches(input_ids, pad_token_id, device, max_tokens, max_rows,
+                                              "teacher attentions"):
+            out = teacher(input_ids=ids, attention_mask=mask, output_attentions=True)
             # [B, H, L, L] per layer -> [B, L, L, layers, H]
             stacked = torch.stack([out.attentions[t - 1] for t in layers], dim=-1).permute(0, 2, 3, 4, 1)
             stacked = stacked.float().cpu().numpy()
@@ -106,14 +95,8 @@ def build_attention_part(teacher, input_ids: list[list[int]], pad_token_id: int,
         del maps
         np.save(tmp / "offsets.npy", offsets)
         seconds = time.monotonic() - t0
-        atomic_write_text(tmp / "meta.json", json.dumps({**meta, "layers": list(layers), "dtype": dtype,
-                                                         "texts": len(input_ids), "squares": int(offsets[-1]),
-                                                         "seconds": round(seconds, 2)}, indent=1))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same part first
-            if not (folder / "meta.json").is_file():
-                raise
+        publish_folder(tmp, folder, {**meta, "layers": list(layers), "dtype": dtype, "texts": len(input_ids),
+                                     "squares": int(offsets[-1]), "seconds": round(seconds, 2)})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return AttentionPart(folder, built=True, seconds=seconds)
