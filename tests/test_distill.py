@@ -36,7 +36,8 @@ def test_stage1_loss_falls_and_saves_a_student(stage1):
     m = json.loads((stage1 / "metrics.json").read_text())
     assert m["kind"] == "stage1" and m["steps"] == 40
     # the distillation config it ran with, whole: the feature MSE alone, the resolved layer map
-    assert m["distillation"] == {"weights": asdict(STAGE1), "layer_map": "1:6", "augment": None}
+    assert m["distillation"] == {"weights": asdict(STAGE1), "layer_map": "1:6", "augment": None,
+                               "inherit": False}
     assert m["texts"] == 640 and m["sample_seed"] == 42  # --sample: drawn by --seed from every line
     assert m["shape"]["depth"] == 1 and m["shape"]["width"] == 64 and m["shape"]["input_encoding"] == "real"
     assert is_spikebert(stage1)
@@ -76,7 +77,7 @@ def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_
     m = json.loads((out / "metrics.json").read_text())
     # no weight or augmentation flag given: the whole config is the dataclasses' defaults (and --seed)
     assert m["distillation"] == {"weights": asdict(LossWeights()), "layer_map": "1:6",
-                            "augment": asdict(AugmentConfig(seed=42))}
+                            "augment": asdict(AugmentConfig(seed=42)), "inherit": False}
     dev_scores = [h["dev_accuracy"] for h in m["history"]]
     assert len(dev_scores) == 3  # one evaluation per epoch
     assert m["dev_accuracy"] == max(dev_scores)

@@ -165,6 +165,10 @@ class SpikeBertModelOutput(ModelOutput):
         spike_rate (`torch.FloatTensor` of shape `()`, *optional*, with `return_spike_rate=True`):
             The mean over neuron groups of each group's firing rate over real tokens,
             differentiable through the surrogate gradient (for a firing-rate penalty).
+        attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`, one per block,
+            each `(batch_size, num_heads, sequence_length, sequence_length)`):
+            Each block's spike scores Q·Kᵀ per head, averaged over the time steps (no softmax:
+            counts of coincident spikes; padded keys score 0), for attention distillation.
 
     Besides the attributes, it unpacks like the tuple it replaces: ``feats, layer_means = out``
     (iteration gives the values that are set, as ``to_tuple()`` does, not the keys).
@@ -173,6 +177,7 @@ class SpikeBertModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     layer_means: tuple[torch.FloatTensor, ...] | None = None
     spike_rate: torch.FloatTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
     def __iter__(self):
         return iter(self.to_tuple())
@@ -234,7 +239,9 @@ class SpikingSelfAttention(nn.Module):
         T, B, L, D = x.shape
         return x.view(T, B, L, self.heads, D // self.heads).transpose(2, 3)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, output_attentions: bool = False):
+        """``[T, B, L, D]`` -> the same; with ``output_attentions``, also the head's spike scores
+        Q·Kᵀ averaged over T, ``[B, H, L, L]`` (padded keys score 0), computed only then."""
         T, B, L, D = x.shape
         q = self._split(self.query(x, mask))
         k = self._split(self.key(x, mask))
@@ -244,12 +251,11 @@ class SpikingSelfAttention(nn.Module):
             k, v = k * m, v * m
         # (Q Kᵀ) V with no softmax. Spikes are 0/1 so every product is an exact integer in float32:
         # the cheaper association Q (Kᵀ V) gives bit-identical results when L exceeds the head width.
-        if L > D // self.heads:
-            a = q @ (k.transpose(-2, -1) @ v)
-        else:
-            a = (q @ k.transpose(-2, -1)) @ v
+        scores = q @ k.transpose(-2, -1) if output_attentions or L <= D // self.heads else None
+        a = q @ (k.transpose(-2, -1) @ v) if L > D // self.heads else scores @ v
         a = a.transpose(2, 3).reshape(T, B, L, D) * self.scale
-        return self.output(self.attn_neuron(a, mask), mask)
+        out = self.output(self.attn_neuron(a, mask), mask)
+        return (out, scores.mean(0)) if output_attentions else out
 
 
 class SpikingMLP(nn.Module):
@@ -274,12 +280,19 @@ class SpikeBertBlock(nn.Module):
     def neuron_groups(self) -> dict[str, SpikeSource]:
         return _merge(self.attention, self.mlp)
 
-    def forward(self, x, mask=None, recompute: bool = False):
+    def forward(self, x, mask=None, recompute: bool = False, output_attentions: bool = False):
+        """The block's output; with ``output_attentions``, ``(output, attention scores)``."""
         if recompute:  # keep only each sub-layer's input; recompute its activations in backward
-            x = x + torch.utils.checkpoint.checkpoint(self.attention, x, mask, use_reentrant=False)
-            return x + torch.utils.checkpoint.checkpoint(self.mlp, x, mask, use_reentrant=False)
-        x = x + self.attention(x, mask)
-        return x + self.mlp(x, mask)
+            a = torch.utils.checkpoint.checkpoint(self.attention, x, mask, output_attentions, use_reentrant=False)
+        else:
+            a = self.attention(x, mask, output_attentions)
+        a, scores = a if output_attentions else (a, None)
+        x = x + a
+        if recompute:
+            x = x + torch.utils.checkpoint.checkpoint(self.mlp, x, mask, use_reentrant=False)
+        else:
+            x = x + self.mlp(x, mask)
+        return (x, scores) if output_attentions else x
 
 
 class SpikeBertPreTrainedModel(PreTrainedModel):
@@ -364,21 +377,26 @@ class SpikeBertModel(SpikeBertPreTrainedModel):
             self.gradient_checkpointing or (limit is not None and limit >= 0 and tokens > limit))
 
     def forward(self, input_ids, attention_mask=None, return_spike_rate: bool | None = None,
-                return_dict=None) -> SpikeBertModelOutput:
+                return_dict=None, output_attentions: bool = False) -> SpikeBertModelOutput:
         """``input_ids`` ``[B, L]``, ``attention_mask`` ``[B, L]`` (1 for real tokens); with
-        ``return_spike_rate`` (default ``config.return_spike_rate``) the output carries ``spike_rate``."""
+        ``return_spike_rate`` (default ``config.return_spike_rate``) the output carries ``spike_rate``,
+        with ``output_attentions`` each block's attention scores (``attentions``)."""
         if return_spike_rate is None:
             return_spike_rate = self.config.return_spike_rate
         meter = RateMeter() if return_spike_rate else None
         recompute = self._recompute(input_ids.numel())
         with self.listen(meter) if meter is not None else nullcontext():
             x = self.input_encoder(self.embed(input_ids), attention_mask, self.config.time_steps)
-            layer_means = []
+            layer_means, attentions = [], []
             for block in self.layers:
-                x = block(x, attention_mask, recompute)
+                x = block(x, attention_mask, recompute, output_attentions)
+                if output_attentions:
+                    x, scores = x
+                    attentions.append(scores)
                 layer_means.append(x.mean(0))
         return SpikeBertModelOutput(last_hidden_state=self.final_norm(x), layer_means=tuple(layer_means),
-                                    spike_rate=meter.mean() if meter is not None else None)
+                                    spike_rate=meter.mean() if meter is not None else None,
+                                    attentions=tuple(attentions) if output_attentions else None)
 
 
 class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
@@ -412,8 +430,10 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
         return self.spikebert.neuron_groups()
 
     def forward(self, input_ids, attention_mask=None, labels=None, return_dict=None,
-                return_spike_rate: bool | None = None, **kwargs) -> SpikeBertSequenceClassifierOutput:
-        out = self.spikebert(input_ids, attention_mask, return_spike_rate=return_spike_rate)
+                return_spike_rate: bool | None = None, output_attentions: bool | None = None,
+                **kwargs) -> SpikeBertSequenceClassifierOutput:
+        out = self.spikebert(input_ids, attention_mask, return_spike_rate=return_spike_rate,
+                             output_attentions=bool(output_attentions))
         feats = out.last_hidden_state
         if attention_mask is None:
             pooled = feats.mean(2)
@@ -423,7 +443,7 @@ class SpikeBertForSequenceClassification(SpikeBertPreTrainedModel):
         logits = self.classifier(pooled).mean(0)  # classify at each step, average over T
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return SpikeBertSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.layer_means,
-                                                 spike_rate=out.spike_rate)
+                                                 attentions=out.attentions, spike_rate=out.spike_rate)
 
     def distill_features(self, hidden_states) -> list[torch.Tensor]:
         """Each block's T-averaged output mapped to the teacher's width (``Linear → LayerNorm``)."""

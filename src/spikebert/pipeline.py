@@ -104,11 +104,13 @@ def shape_tag(preset_shape: StudentShape, shape: StudentShape) -> str:
     return shape.tag(preset_shape)
 
 
-def run_tag(preset_shape: StudentShape, shape: StudentShape, weights: LossWeights) -> str:
-    """The folder tag of a run: its shape's, then a firing-rate or energy penalty other than the default."""
+def run_tag(preset_shape: StudentShape, shape: StudentShape, weights: LossWeights, inherit: bool = False) -> str:
+    """The folder tag of a run: its shape's, then a firing-rate or energy penalty other than the
+    default, then attention distillation (``-attn0.1``) and weight inheritance (``-inherit``)."""
     spikes = f"-spikes{weights.spikes:g}" if weights.spikes != LossWeights.spikes else ""
     energy = f"-energy{weights.energy:g}" if weights.energy != LossWeights.energy else ""
-    return shape_tag(preset_shape, shape) + spikes + energy
+    attn = f"-attn{weights.attn:g}" if weights.attn != LossWeights.attn else ""
+    return shape_tag(preset_shape, shape) + spikes + energy + attn + ("-inherit" if inherit else "")
 
 
 def default_corpus(language: str) -> list[str]:
@@ -250,16 +252,21 @@ class _Run:
         return folder
 
     def stage2(self, train, dev, teacher_dir: Path, stage1_dir: Path, shape: StudentShape,
-               distill: DistillConfig, tag: str) -> tuple[Path, dict]:
-        """Stage 2 on the run's data from the stage-1 student (``{name}/snn{tag}``)."""
+               distill: DistillConfig, tag: str, eval_data=None) -> tuple[Path, dict]:
+        """Stage 2 on the run's data from the stage-1 student (``{name}/snn{tag}``); ``eval_data``:
+        ``--eval-file``'s, evaluated after every epoch, never selected on."""
         from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
 
         folder = self.folder / f"snn{tag}"
         args = train_args(STAGE2_DEFAULTS, output=str(folder), seed=self.seed, epochs=self.p.stage2_epochs,
                           max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True)
         m = self.stage("stage2", folder, lambda: task_distill(
-            train, dev, teacher=str(teacher_dir), args=args, init=str(stage1_dir), shape=shape, distill=distill,
-            max_length=self.p.max_length, cache_dir=str(self.folder)))
+            train, dev, teacher=str(teacher_dir), args=args, init=str(stage1_dir), shape=shape,
+            distill=replace(distill, inherit=False), max_length=self.p.max_length, cache_dir=str(self.folder),
+            eval_data=eval_data))
+        if eval_data is not None and "eval_file" not in m:
+            self.log(f"[eval-file] {folder} was trained without --eval-file and is reused: no per-epoch figures "
+                     "(delete the folder to train it again)")
         return folder, m
 
     def energy(self, snn_dir: Path, teacher_dir: Path, dev, tag: str) -> dict:
@@ -418,6 +425,25 @@ def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, t
     return default
 
 
+def _check_transfer(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig) -> None:
+    """``--init-from-teacher`` and ``--w-attn`` refused before any stage runs when the shapes do not
+    allow them (stage 1's student against stage 1's teacher; its heads against stage 2's teacher)."""
+    from spikebert.distill.attention import check_heads
+    from spikebert.distill.inherit import check_inheritable
+    from spikebert.distill.losses import student_config
+    from spikebert.teachers.loading import load_teacher_config
+
+    if not (distill.inherit or distill.weights.attn):
+        return
+    stage1_config = load_teacher_config(stage1_path)
+    student = student_config(stage1_config, stage1_shape)
+    if distill.inherit:
+        check_inheritable(student, stage1_config, stage1_path)
+    if distill.weights.attn:
+        check_heads(student, stage1_config, stage1_path)
+        check_heads(student, load_teacher_config(teacher_path), teacher_path)
+
+
 def _log_data(data: Splits, log) -> None:
     """Say what the run trains, selects and tests on (and that a dev split was cut, and how)."""
     train, dev, rec = data.train, data.dev, data.record
@@ -437,20 +463,24 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
         teacher: str | None = None, stage1_teacher: str | None = None, corpus: list[str] | None = None,
         data_dir: str | None = None, seed: int = 42,
         shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes,
-        w_energy: float = LossWeights.energy, energy: bool = True,
+        w_energy: float = LossWeights.energy, w_attn: float = LossWeights.attn,
+        init_from_teacher: bool = DistillConfig.inherit, eval_data=None, energy: bool = True,
         html: bool = True, push_to_hub: str | None = None, private: bool = False, log=print) -> dict:
     """The whole method for ``task``, or for ``data`` (the user's files, :func:`~spikebert.data.
     tasks.user_splits`), as the module docstring says; ``push_to_hub``: upload the student as
-    that Hub repository at the end. Returns the report it writes."""
+    that Hub repository at the end; ``w_attn``: attention distillation in both stages;
+    ``init_from_teacher``: stage 1's student starts from its teacher's layers; ``eval_data``: a
+    second labelled file evaluated after every stage-2 epoch (never selected on). Returns the
+    report it writes."""
     if preset not in PRESETS:
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
     data = _run_data(task, data, data_dir, p.limit)
     train, dev = data.train, data.dev
     shape = _as_shape(shape).over(p.shape)
-    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy), augment=AugmentConfig(
-        **_given(copies=p.augment, seed=seed)))
-    tag = run_tag(p.shape, shape, distill.weights)
+    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy, attn=w_attn), augment=AugmentConfig(
+        **_given(copies=p.augment, seed=seed)), inherit=init_from_teacher)
+    tag = run_tag(p.shape, shape, distill.weights, distill.inherit)
     r = _Run(train.name, preset, p, Path(workdir), seed, log, {"stages": {}})
     _log_data(data, log)
     if data.own:
@@ -459,14 +489,17 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     r.report = {"task": train.name, "preset": preset, "shape": shape.given(), "distillation": distill.record(),
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
     teacher_tag = _teacher_tag(teacher, teacher_path)
-    teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
     stage1_path, stage1_tag, stage1_shape = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
                                                             [ex.text for ex in train.examples], shape, log)
+    _check_transfer(stage1_path, stage1_shape, teacher_path, distill)  # before any stage writes
+    teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
     r.report["stage1_teacher"] = stage1_path
     stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), stage1_shape, distill,
-                          run_tag(p.shape, stage1_shape, distill.weights))
+                          run_tag(p.shape, stage1_shape, distill.weights, distill.inherit))
     tag += teacher_tag + stage1_tag
-    snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag)
+    snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag, eval_data)
+    if "eval_file" in m2:
+        r.report["eval_file"] = m2["eval_file"]
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")
     r.report["snn_dev_accuracy"] = m2.get("dev_accuracy")
     e = r.energy(snn_dir, teacher_dir, dev, tag) if energy else find_energy(snn_dir)

@@ -71,3 +71,14 @@ WEnergy = Annotated[float, typer.Option(
     "--w-energy", help="weight of a penalty on the student's estimated energy as a fraction of its teacher's "
     "(strict rule: each group's spikes weighted by the operations they drive)")]
 Augment = Annotated[int, typer.Option("--augment", help="augmented copies per sentence (0: none)")]
+
+# passing the teacher through (docs/teacher-transfer.md): weight inheritance, attention maps, a second file
+WAttn = Annotated[float, typer.Option(
+    "--w-attn", help="weight of attention distillation: the student's per-head attention maps (Q·Kᵀ, mean over T) "
+    "to the teacher's, in the matched layers (heads one to one)")]
+InitFromTeacher = Annotated[bool, typer.Option(
+    "--init-from-teacher", help="start the student's blocks from the teacher's layers (q, k, v, attention output, "
+    "MLP, two LayerNorms) through the layer map; needs the teacher's width and heads")]
+EvalFile = Annotated[Optional[str], typer.Option(
+    "--eval-file", help="a second labelled file (the task's format, or your columns) whose accuracy is logged after "
+    "every epoch (metrics.json: eval_file_by_epoch); never used to select anything")]

@@ -10,11 +10,11 @@ from typing import Annotated, Optional
 import typer
 
 from spikebert.cli import app, distill_app, teacher_app
-from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, File, Heads,
-                                   InputEncoding, Json, KeepCheckpoints, LabelColumn, Limit, Lr, MaxLength, MaxMinutes,
-                                   MaxSteps, Model, Output, Positions, Private, Resume, SaveEvery, Seed, Split, Task, Tau,
-                                   Temperature,
-                                   TextColumn, Threshold, TimeSteps, WCe, WEmb, WEnergy, WKl, WRep, WSpikes, Width,
+from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, EvalFile, File,
+                                   Heads, InitFromTeacher, InputEncoding, Json, KeepCheckpoints, LabelColumn, Limit, Lr,
+                                   MaxLength, MaxMinutes, MaxSteps, Model, Output, Positions, Private, Resume, SaveEvery,
+                                   Seed, Split, Task, Tau, Temperature, TextColumn, Threshold, TimeSteps, WAttn, WCe,
+                                   WEmb, WEnergy, WKl, WRep, WSpikes, Width,
                                    corpus_files)
 from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH
 from spikebert.data.tasks import load_data
@@ -117,7 +117,8 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                      tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
                      input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
-                     w_energy: WEnergy = LossWeights.energy, save_every: SaveEvery = None,
+                     w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
+                     init_from_teacher: InitFromTeacher = DistillConfig.inherit, save_every: SaveEvery = None,
                      keep_checkpoints: KeepCheckpoints = None,
                      sample: bool = typer.Option(False, "--sample", help="with --limit: a random sample (by --seed) "
                                                  "of all the lines, as `spikebert run` takes, not the first N")):
@@ -126,7 +127,8 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
     from spikebert.distill.stages import STAGE1_DEFAULTS, pretrain_distill
 
     args = job_args(STAGE1_DEFAULTS, flags)
-    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy), layer_map=layer_map)
+    distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy, attn=w_attn), layer_map=layer_map,
+                            inherit=init_from_teacher)
     m = pretrain_distill(teacher=teacher, corpus=corpus_files(ctx, corpus), args=args, shape=StudentShape.of(flags),
                          distill=distill, max_length=max_length, limit=limit,
                          shuffle_seed=seed if sample else None)
@@ -142,7 +144,8 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  augment: Augment = AugmentConfig.copies, w_ce: WCe = LossWeights.ce, w_kl: WKl = LossWeights.kl,
                  w_rep: WRep = LossWeights.rep, w_emb: WEmb = LossWeights.emb,
                  temperature: Temperature = LossWeights.temperature, w_spikes: WSpikes = LossWeights.spikes,
-                 w_energy: WEnergy = LossWeights.energy,
+                 w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
+                 init_from_teacher: InitFromTeacher = DistillConfig.inherit, eval_file: EvalFile = None,
                  layer_map: str = LayerMapOpt, seed: Seed = 42, epochs: Epochs = None, max_steps: MaxSteps = None,
                  max_minutes: MaxMinutes = None, batch_size: BatchSize = None, lr: Lr = None,
                  max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
@@ -158,13 +161,21 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
     flags = dict(locals())  # the command's flags
     from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
 
+    from spikebert.distill.stages import read_eval_file
+
+    if init_from_teacher and init:
+        raise SpikeBertError("--init-from-teacher starts a fresh student from the teacher's weights: give it "
+                             f"without --init (here --init {init})")
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
+    eval_data = read_eval_file(eval_file, train, text_column, label_column) if eval_file else None
     args = job_args(STAGE2_DEFAULTS, flags)
     weights = LossWeights(ce=w_ce, kl=w_kl, rep=w_rep, emb=w_emb, temperature=temperature, spikes=w_spikes,
-                          energy=w_energy)
-    distill = DistillConfig(weights=weights, layer_map=layer_map, augment=AugmentConfig(copies=augment, seed=seed))
+                          energy=w_energy, attn=w_attn)
+    distill = DistillConfig(weights=weights, layer_map=layer_map, augment=AugmentConfig(copies=augment, seed=seed),
+                            inherit=init_from_teacher)
     m = task_distill(train, dev, teacher=teacher, args=args, init=init, shape=StudentShape.of(flags),
-                     distill=distill, max_length=max_length, cache_dir=cache_dir, teacher_cache=teacher_cache)
+                     distill=distill, max_length=max_length, cache_dir=cache_dir, teacher_cache=teacher_cache,
+                     eval_data=eval_data)
     print(f"stage 2: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -179,15 +190,16 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
         time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
         input_encoding: InputEncoding = None, save_every: SaveEvery = None,
-        keep_checkpoints: KeepCheckpoints = None):
+        keep_checkpoints: KeepCheckpoints = None, eval_file: EvalFile = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
     flags = dict(locals())  # the command's flags
-    from spikebert.distill.stages import DIRECT_DEFAULTS, train_direct
+    from spikebert.distill.stages import DIRECT_DEFAULTS, read_eval_file, train_direct
 
     train, dev = task_splits(task, data_dir, file, text_column, label_column, limit, dev_file)
+    eval_data = read_eval_file(eval_file, train, text_column, label_column) if eval_file else None
     args = job_args(DIRECT_DEFAULTS, flags)
     m = train_direct(train, dev, args=args, tokenizer_from=tokenizer_from, shape=StudentShape.of(flags),
-                     max_length=max_length)
+                     max_length=max_length, eval_data=eval_data)
     print(f"direct: dev accuracy {m['dev_accuracy'] * 100:.2f}% (step {m['best_step']}), "
           f"{m['seconds'] / 60:.1f} min -> {output}")
 
@@ -249,7 +261,8 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
             input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
-            w_energy: WEnergy = LossWeights.energy,
+            w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
+            init_from_teacher: InitFromTeacher = DistillConfig.inherit, eval_file: EvalFile = None,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),
             html: bool = typer.Option(True, "--html/--no-html", help="finish with the HTML report page"),
             push_to_hub: PushToHub = None, private: Private = False):
@@ -260,9 +273,12 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
     flags = dict(locals())  # the command's flags
     from spikebert.pipeline import run
 
+    from spikebert.distill.stages import read_eval_file
+
     data = run_data(task, data_dir, train_file, dev_file, test_file, text_column, label_column, labels, language, name)
+    eval_data = read_eval_file(eval_file, data.train, text_column, label_column) if eval_file else None
     r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, stage1_teacher=stage1_teacher,
             corpus=corpus_files(ctx, corpus),
             data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, w_energy=w_energy,
-            energy=energy, html=html, push_to_hub=push_to_hub, private=private)
+            w_attn=w_attn, init_from_teacher=init_from_teacher, eval_data=eval_data, energy=energy, html=html, push_to_hub=push_to_hub, private=private)
     print(json.dumps(r, indent=2, ensure_ascii=False))

@@ -27,6 +27,10 @@ from spikebert.errors import SpikeBertError
 # by benchmarks/teacher_cache.py)
 TEACHER_CACHE = True
 TEACHER_CACHE_DTYPE = "float32"  # of the cached hidden states ("float16": half the disk, not exact)
+# of the cached teacher attention maps (spikebert.distill.attention_cache; --w-attn > 0 only): float16
+# halves 2.6 GB for SST-2 and changes the attention loss by at most 5e-6 relative (MiniLM, SST-2 dev
+# batches; tests/test_teacher_transfer.py checks < 1e-5)
+ATTN_CACHE_DTYPE = "float16"
 
 
 def _shape_field(config_name: str, tag: str, from_teacher: bool = False):
@@ -145,6 +149,8 @@ class LossWeights:
         energy: the student's estimated energy on the batch as a fraction of its teacher's, by the
             strict rule of :mod:`spikebert.analysis.energy` (each group's spikes weighted by the
             operations they drive), a penalty aimed where the energy goes (0: off).
+        attn: attention distillation: the distance of the student's per-head attention maps to the
+            teacher's in the matched layers (:func:`spikebert.distill.attention.attention_loss`; 0: off).
     """
 
     ce: float = 0.1
@@ -154,6 +160,7 @@ class LossWeights:
     temperature: float = 1.0
     spikes: float = 0.0
     energy: float = 0.0
+    attn: float = 0.0
 
 
 # the fixed terms of the jobs that are not stage 2 (their firing-rate weight may still be set)
@@ -220,12 +227,14 @@ class AugmentConfig:
 class DistillConfig:
     """What a distillation stage learns from its teacher: the loss weights (and temperature), the
     layer map (``None``: uniform; or ``"1:2,2:4"``) and the augmentation of the training set
-    (``None``: none). Written whole into each stage's ``metrics.json`` (key ``distillation``) by
-    :meth:`record`."""
+    (``None``: none), and whether a fresh student starts from the teacher's layer weights
+    (``inherit``, :mod:`spikebert.distill.inherit`). Written whole into each stage's
+    ``metrics.json`` (key ``distillation``) by :meth:`record`."""
 
     weights: LossWeights = LossWeights()
     layer_map: str | None = None
     augment: AugmentConfig | None = AugmentConfig()
+    inherit: bool = False
 
     def record(self, layer_map: LayerMap | None = None) -> dict:
         """The config as ``metrics.json`` keeps it, with the layer map as resolved for the run."""

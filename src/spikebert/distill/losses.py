@@ -8,6 +8,8 @@ Stage 2, task distillation (task texts plus augmented texts):
          + w_rep·Σ_(i→j) MSE(transform_i(student_i), teacher_j) + w_emb·MSE(E_student·P, E_teacher)
          + w_spikes·(mean firing rate of the student)   [0 by default]
          + w_energy·(the student's estimated energy / its teacher's, strict rule)   [0 by default]
+         + w_attn·Σ_(i→j) distance(student attention maps i, teacher attention j)   [0 by default;
+           stage 1 too; :mod:`spikebert.distill.attention`]
 Direct training (the paper's baseline) is stage 2 with only the CE term and no teacher.
 
 MSE terms average over real tokens only (padding excluded). Which student block learns from which
@@ -59,15 +61,17 @@ def run_student(student: SpikeBertForSequenceClassification, input_ids, attentio
     """The student's output and the penalty terms the weights ask for (``spikes``, ``energy``), as
     differentiable tensors. The firing rate alone comes from the model's ``spike_rate`` output
     (``return_spike_rate``; a model that does not know the flag ignores it); with the energy
-    penalty, one meter listening to the forward call gives both."""
+    penalty, one meter listening to the forward call gives both. With the attention weight the
+    output carries the student's attention maps (``attentions``)."""
+    maps = {"output_attentions": True} if weights.attn else {}
     if not weights.energy:
         extra = {"return_spike_rate": True} if weights.spikes else {}
-        out = student(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        out = student(input_ids=input_ids, attention_mask=attention_mask, **extra, **maps)
         return out, ({"spikes": spike_rate(out)} if weights.spikes else {})
     from spikebert.analysis.energy import energy_ratio_estimate
 
     with student.listen(RateMeter()) as meter:
-        out = student(input_ids=input_ids, attention_mask=attention_mask)
+        out = student(input_ids=input_ids, attention_mask=attention_mask, **maps)
     mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
     penalties = {"spikes": meter.mean()} if weights.spikes else {}
     penalties["energy"] = energy_ratio_estimate(student, mask, meter).to(out.logits.dtype)
@@ -103,7 +107,8 @@ class Distiller(nn.Module):
         else:
             self.teacher_embeddings = None
 
-    def forward(self, input_ids, attention_mask, labels=None, teacher_logits=None, teacher_hidden=None):
+    def forward(self, input_ids, attention_mask, labels=None, teacher_logits=None, teacher_hidden=None,
+                teacher_attentions=None):
         w = self.weights
         out, penalties = run_student(self.student, input_ids, attention_mask, w)
         terms: dict[str, torch.Tensor] = {}
@@ -117,6 +122,8 @@ class Distiller(nn.Module):
         if w.emb and self.teacher_embeddings is not None:
             e = self.student.spikebert.embeddings.weight
             terms["emb"] = F.mse_loss(self.emb_proj(e) if self.emb_proj is not None else e, self.teacher_embeddings)
+        if w.attn and teacher_attentions is not None:
+            terms["attn"] = student_attention_loss(self.student, out, teacher_attentions, self.layer_map, attention_mask)
         terms |= penalties
         if not terms:
             raise SpikeBertError("no loss term applies to this batch (check the loss weights)")
@@ -126,21 +133,32 @@ class Distiller(nn.Module):
 
 class FeatureAligner(nn.Module):
     """Stage 1: the student reproduces the teacher's hidden states (the feature MSE of every
-    matched layer, weight 1, logged per student block), plus the firing-rate and energy penalties
-    when ``weights.spikes`` or ``weights.energy`` is set."""
+    matched layer, weight 1, logged per student block), plus the attention term and the firing-rate
+    and energy penalties when ``weights.attn``, ``weights.spikes`` or ``weights.energy`` is set."""
 
     def __init__(self, student: SpikeBertForSequenceClassification, layer_map: LayerMap,
                  weights: LossWeights = STAGE1):
         super().__init__()
         self.student, self.layer_map, self.weights = student, layer_map, weights
 
-    def forward(self, input_ids, attention_mask, teacher_hidden):
+    def forward(self, input_ids, attention_mask, teacher_hidden, teacher_attentions=None):
         out, penalties = run_student(self.student, input_ids, attention_mask, self.weights)
         feats = self.student.distill_features(out.hidden_states)
         per_layer = feature_losses(feats, teacher_hidden, self.layer_map, attention_mask)
         terms = {f"mse_{s}": v for (s, _), v in zip(self.layer_map.pairs, per_layer)}
+        if self.weights.attn and teacher_attentions is not None:
+            penalties["attn"] = student_attention_loss(self.student, out, teacher_attentions, self.layer_map,
+                                                       attention_mask)
         loss = sum(per_layer) + sum(getattr(self.weights, k) * v for k, v in penalties.items())
         return loss, {k: v.detach() for k, v in (terms | penalties).items()}
+
+
+def student_attention_loss(student, out, teacher_attentions: dict, layer_map: LayerMap, mask) -> torch.Tensor:
+    """The attention term of a student's output (:func:`spikebert.distill.attention.attention_loss`)."""
+    from spikebert.distill.attention import attention_loss
+
+    c = student.config
+    return attention_loss(out.attentions, teacher_attentions, layer_map, mask, c.hidden_size // c.num_attention_heads)
 
 
 def student_config(teacher_config, shape: StudentShape | None = None, **config) -> SpikeBertConfig:

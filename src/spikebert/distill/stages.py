@@ -16,8 +16,11 @@ from spikebert.data.batching import MAX_LENGTH, Encoded, encode_examples, tokeni
 from spikebert.data.corpus import load_corpus
 from spikebert.data.tasks import TaskData, label_fields
 from spikebert.distill.augment import augment
-from spikebert.distill.config import (DIRECT, STAGE1, TEACHER_CACHE, TEACHER_CACHE_DTYPE, DistillConfig,
-                                      LayerMap, StudentShape)
+from spikebert.distill.attention import attending, attention_layers, check_heads, teacher_attentions
+from spikebert.distill.attention_cache import cached_attentions
+from spikebert.distill.config import (ATTN_CACHE_DTYPE, DIRECT, STAGE1, TEACHER_CACHE, TEACHER_CACHE_DTYPE,
+                                      DistillConfig, LayerMap, StudentShape)
+from spikebert.distill.inherit import inherit_config, inherit_from_teacher
 from spikebert.distill.losses import (Distiller, FeatureAligner, embeddings_from_teacher, student_config,
                                       teacher_word_embeddings)
 from spikebert.distill.teacher_cache import CachedTeacher, cached_teacher, teacher_fingerprint
@@ -67,28 +70,30 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
                      distill: DistillConfig | None = None, max_length: int = MAX_LENGTH, limit: int | None = None,
                      shuffle_seed: int | None = None) -> dict:
     """Stage 1: align the student's per-block features with the teacher's hidden states. Of
-    ``distill``, stage 1 takes the layer map and the firing-rate weight (its loss is the feature
-    MSE alone otherwise)."""
+    ``distill``, stage 1 takes the layer map, the attention, firing-rate and energy weights (its
+    loss is the feature MSE alone otherwise) and ``inherit`` (the student starts from the
+    teacher's layers, :mod:`spikebert.distill.inherit`)."""
     distill = distill or DistillConfig()
     path = resolve_teacher(teacher)
     acc = make_accelerator(args.seed)
     teacher_model, tokenizer = load_teacher(path, head="encoder")
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
-    config = student_config(teacher_model.config, shape)
-    student = SpikeBertForSequenceClassification(config)
-    embeddings_from_teacher(student, teacher_model)
-    lmap = LayerMap.parse(distill.layer_map, config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    w = distill.weights
+    student, lmap, inherited = _fresh_student(teacher_model, path, shape, distill)
+    config = student.config
     data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
-    used = DistillConfig(weights=replace(STAGE1, spikes=distill.weights.spikes, energy=distill.weights.energy),
-                         layer_map=distill.layer_map, augment=None)
+    used = DistillConfig(weights=replace(STAGE1, spikes=w.spikes, energy=w.energy, attn=w.attn),
+                         layer_map=distill.layer_map, augment=None, inherit=distill.inherit)
     aligner = FeatureAligner(student, lmap, used.weights)
-    loss_fn = stage1_loss(teacher_model, acc.device)
+    attn_layers = attention_layers(lmap) if w.attn else ()
+    loss_fn = stage1_loss(teacher_model, acc.device, attn_layers, path)
 
     def publish(model, _):
         publish_model(model.student, tokenizer, args.output)
 
     result = fit(aligner, data, args, loss_fn, None, publish, accelerator=acc, desc="stage 1")
     metrics = {"kind": "stage1", "teacher": path, "corpus": [str(c) for c in corpus], "texts": len(data),
+               "inherited": inherited,
                "sample_seed": shuffle_seed, "distillation": used.record(lmap), "steps": result.step,
                "stopped_by": result.stopped_by, "final_loss": last_logged(args.output),
                "seconds": round(result.seconds, 1), "student": config.to_diff_dict(),
@@ -96,35 +101,59 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
     return finish_job(args.output, metrics, acc)
 
 
-def stage1_loss(teacher_model, device):
+def stage1_loss(teacher_model, device, attn_layers: tuple[int, ...] = (), teacher_path: str | None = None):
     """Stage 1's ``loss_fn`` for :func:`~spikebert.training.trainer.fit`: the teacher's hidden states
-    of the batch (:func:`~spikebert.training.device.teacher_forward`), then the aligner's loss."""
+    of the batch (:func:`~spikebert.training.device.teacher_forward`), and its attention maps of
+    ``attn_layers`` (``--w-attn``), then the aligner's loss."""
 
     def loss_fn(model, batch, step, epoch):
         with teacher_forward(device):
-            hidden = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                   output_hidden_states=True).hidden_states
-        return model(batch["input_ids"], batch["attention_mask"], hidden)
+            t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=True, output_attentions=bool(attn_layers))
+        maps = teacher_attentions(t, attn_layers, teacher_path) if attn_layers else None
+        return model(batch["input_ids"], batch["attention_mask"], t.hidden_states, maps)
 
     return loss_fn
 
 
-def stage2_loss(cache: "CachedTeacher | None", teacher_model, need_hidden: bool, device):
-    """Stage 2's ``loss_fn``: the teacher's logits (and hidden states when ``need_hidden``) from the
-    batch's cached columns (:func:`cached_columns`) or, without a cache, from the teacher run live;
-    then the distiller's loss."""
+def stage2_loss(cache: "CachedTeacher | None", teacher_model, need_hidden: bool, device,
+                attn_layers: tuple[int, ...] = (), teacher_path: str | None = None):
+    """Stage 2's ``loss_fn``: the teacher's logits (hidden states when ``need_hidden``, attention
+    maps of ``attn_layers``) from the batch's cached columns (:func:`cached_columns`) or, without a
+    cache, from the teacher run live; then the distiller's loss."""
 
     def loss_fn(model, batch, step, epoch):
         if cache is not None:
-            logits, hidden = from_cache(batch)
+            logits, hidden, maps = from_cache(batch)
         else:
             with teacher_forward(device):
                 t = teacher_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  output_hidden_states=need_hidden)
+                                  output_hidden_states=need_hidden, output_attentions=bool(attn_layers))
             logits, hidden = t.logits, t.hidden_states if need_hidden else None
-        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden)
+            maps = teacher_attentions(t, attn_layers, teacher_path) if attn_layers else None
+        return model(batch["input_ids"], batch["attention_mask"], batch["labels"], logits, hidden, maps)
 
     return loss_fn
+def _fresh_student(teacher_model, teacher_path: str, shape: StudentShape | None, distill: DistillConfig,
+                   **config) -> tuple[SpikeBertForSequenceClassification, LayerMap, dict | None]:
+    """A new student shaped by the teacher and ``shape`` (``config``: more SpikeBertConfig fields),
+    its embeddings from the teacher's, and with ``distill.inherit`` its layers too; the layer map
+    of ``distill``, resolved; what was inherited (None: nothing). With the attention weight, the
+    teacher is set to return its attention maps and the head counts are checked."""
+    t_config = teacher_model.config
+    if distill.inherit:
+        config |= inherit_config(t_config)
+    student = SpikeBertForSequenceClassification(student_config(t_config, shape, **config))
+    if distill.weights.attn:
+        check_heads(student.config, t_config, teacher_path)
+        attending(teacher_model, teacher_path)
+    embeddings_from_teacher(student, teacher_model)
+    lmap = LayerMap.parse(distill.layer_map, student.config.num_hidden_layers, t_config.num_hidden_layers)
+    inherited = inherit_from_teacher(student, teacher_model, lmap, teacher_path) if distill.inherit else None
+    if inherited:
+        tqdm.write(f"the student's blocks start from the teacher's layers {inherited['pairs']} "
+                   f"({inherited['layout']} layout, {inherited['tensors']} tensors)")
+    return student, lmap, inherited
 
 
 def load_student_init(init: str, labels: tuple[str, ...], shape: StudentShape | None = None):
@@ -179,7 +208,7 @@ def _train_set(tokenizer, train: TaskData, augmented: list[str], max_length: int
 def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArgs, init: str | None = None,
                  shape: StudentShape | None = None, distill: DistillConfig | None = None, max_length: int = MAX_LENGTH,
                  cache_dir: str | None = None, teacher_cache: bool = TEACHER_CACHE,
-                 teacher_cache_dtype: str = TEACHER_CACHE_DTYPE) -> dict:
+                 teacher_cache_dtype: str = TEACHER_CACHE_DTYPE, eval_data: TaskData | None = None) -> dict:
     """Stage 2: learn the task from a fine-tuned teacher (logits, hidden states, embeddings, labels),
     on the training set plus ``distill.augment``'s copies.
 
@@ -189,14 +218,16 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     every epoch, seed and student variant of the same teacher and data
     (:mod:`spikebert.distill.teacher_cache`); without room for them the teacher runs live."""
     distill = distill or DistillConfig()
-    check_output_dir(args.output)  # before the augmentation cache is written into it
     acc = make_accelerator(args.seed)
     teacher_path = resolve_teacher(teacher)
     teacher_model, tokenizer = load_teacher(teacher_path, head="classifier", labels=train.labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     t_emb = teacher_word_embeddings(teacher_model)
-    student, vocabulary = _stage2_student(teacher_model, tokenizer, teacher_path, train, init, shape)
+    student, vocabulary, inherited = _stage2_student(teacher_model, tokenizer, teacher_path, train, init, shape,
+                                                     distill)
     lmap = LayerMap.parse(distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers)
+    attn_layers = attention_layers(lmap) if distill.weights.attn else ()
+    check_output_dir(args.output)  # before the augmentation cache is written into it
     cfg = distill.augment
     augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
                         cache_dir or args.output) if cfg and cfg.copies > 0 else []
@@ -205,43 +236,58 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     dev_set = encode_examples(tokenizer, dev.examples, max_length)
     distiller = Distiller(student, distill.weights, lmap, t_emb)
     need_hidden = distill.weights.rep > 0
-    cache, build = None, False
+    cache, attn_cache, build = None, None, False
     if teacher_cache:
         # a run shorter than one epoch reads fewer texts than building the cache would: it only
         # uses a cache that is there already
         build = _planned_texts(args, len(data)) >= len(data)
-        cache = _teacher_outputs(acc, teacher_model, teacher_path, [base.input_ids, augmented_ids], base.pad_token_id,
-                                 tuple(t for _, t in lmap.pairs) if need_hidden else (),
-                                 Path(cache_dir) if cache_dir else Path(args.output).resolve().parent, max_length,
-                                 teacher_cache_dtype, build)
+        where = dict(parts=[base.input_ids, augmented_ids], pad_token_id=base.pad_token_id,
+                     root=Path(cache_dir) if cache_dir else Path(args.output).resolve().parent, max_length=max_length,
+                     build=build)
+        cache = _teacher_outputs(acc, teacher_model, teacher_path, layers=tuple(t for _, t in lmap.pairs)
+                                 if need_hidden else (), dtype=teacher_cache_dtype, **where)
+        if cache is not None and attn_layers:  # the attention maps: a part of their own (attention_cache.py)
+            attn_cache = _teacher_outputs(acc, teacher_model, teacher_path, layers=attn_layers, dtype=ATTN_CACHE_DTYPE,
+                                          make=cached_attentions, **where)
+            cache = cache if attn_cache is not None else None
     if cache is not None:
         teacher_model = None  # every output it would give is in the cache
-    loss_fn = stage2_loss(cache, teacher_model, need_hidden, acc.device)
+    loss_fn = stage2_loss(cache, teacher_model, need_hidden, acc.device, attn_layers, teacher_path)
 
     return _fit_classifier("stage2", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, {
-        "teacher": teacher, "init": init, "init_moved": vocabulary, "distillation": distill.record(lmap),
+        "teacher": teacher, "init": init, "init_moved": vocabulary, "inherited": inherited,
+        "distillation": distill.record(lmap),
         "augmented_texts": len(augmented),
         "max_length": max_length,
         "teacher_cache": cache.record() if cache is not None else {"used": False, "asked": teacher_cache, "why": (
             "not asked" if not teacher_cache else "a run shorter than one epoch, and no cache found" if not build
-            else "no room on disk")}}, batch_extra=cached_columns(cache) if cache is not None else None)
+            else "no room on disk")},
+        **({"attention_cache": attn_cache.record()} if attn_cache is not None else {})}, eval_data, max_length,
+        batch_extra=cached_columns(cache, attn_cache) if cache is not None else None)
 
 
-def cached_columns(cache: CachedTeacher):
-    """A batch's cached teacher outputs as batch columns (``teacher_logits``, ``teacher_hidden.{layer}``),
-    looked up as the loader collates the batch (in its workers on CUDA), not in the training step."""
+def cached_columns(cache: CachedTeacher, attn_cache=None):
+    """A batch's cached teacher outputs as batch columns (``teacher_logits``, ``teacher_hidden.{layer}``,
+    ``teacher_attn.{layer}``), looked up as the loader collates the batch (in its workers on CUDA),
+    not in the training step."""
 
     def columns(batch: dict) -> dict:
-        logits, hidden = cache(batch["index"], batch["input_ids"].shape[1])
-        return {"teacher_logits": logits, **{f"teacher_hidden.{k}": v for k, v in (hidden or {}).items()}}
+        length = batch["input_ids"].shape[1]
+        logits, hidden = cache(batch["index"], length)
+        maps = attn_cache(batch["index"], length) if attn_cache is not None else {}
+        return {"teacher_logits": logits, **{f"teacher_hidden.{k}": v for k, v in (hidden or {}).items()},
+                **{f"teacher_attn.{k}": v for k, v in maps.items()}}
 
     return columns
 
 
+def _columns(batch: dict, prefix: str) -> dict | None:
+    return {int(k[len(prefix):]): v for k, v in batch.items() if k.startswith(prefix)} or None
+
+
 def from_cache(batch: dict) -> tuple:
-    """``(logits, hidden)`` of the columns :func:`cached_columns` added (hidden None when none)."""
-    hidden = {int(k.split(".")[1]): v for k, v in batch.items() if k.startswith("teacher_hidden.")}
-    return batch["teacher_logits"], hidden or None
+    """``(logits, hidden, maps)`` of the columns :func:`cached_columns` added (None where none)."""
+    return batch["teacher_logits"], _columns(batch, "teacher_hidden."), _columns(batch, "teacher_attn.")
 
 
 def _planned_texts(args: TrainArgs, n: int) -> int:
@@ -252,38 +298,46 @@ def _planned_texts(args: TrainArgs, n: int) -> int:
 
 
 def _teacher_outputs(acc, teacher_model, teacher_path: str, parts, pad_token_id: int, layers, root: Path,
-                     max_length: int, dtype: str, build: bool = True) -> CachedTeacher | None:
-    """The cached teacher outputs of ``parts``: built by the main process (when ``build``), read
-    by every process; None when they are not there and not built (the teacher then runs live)."""
+                     max_length: int, dtype: str, build: bool = True, make=cached_teacher) -> CachedTeacher | None:
+    """The cached teacher outputs of ``parts`` (``make``: :func:`cached_teacher`, or
+    :func:`cached_attentions` for the attention maps): built by the main process (when
+    ``build``), read by every process; None when they are not there and not built (the teacher
+    then runs live)."""
     kwargs = dict(teacher_id=teacher_fingerprint(teacher_path), parts=parts, pad_token_id=pad_token_id,
                   layers=layers, root=root, max_length=max_length, dtype=dtype, log=tqdm.write)
-    cache = cached_teacher(teacher_model, build=build, **kwargs) if acc.is_main_process else None
+    cache = make(teacher_model, build=build, **kwargs) if acc.is_main_process else None
     acc.wait_for_everyone()
     if not acc.is_main_process:
-        cache = cached_teacher(teacher_model, build=False, **kwargs)
+        cache = make(teacher_model, build=False, **kwargs)
     return cache
 
 
 def _stage2_student(teacher_model, tokenizer, teacher_path: str, train: TaskData, init: str | None,
-                    shape: StudentShape | None):
+                    shape: StudentShape | None, distill: DistillConfig):
     """The stage-1 student (``init``), moved to this teacher's vocabulary and width when stage 1
-    learned from another (:mod:`spikebert.distill.vocab`), or a fresh teacher-shaped one; with the
-    task's labels. Returns it and what was moved (empty when nothing was)."""
+    learned from another (:mod:`spikebert.distill.vocab`), or a fresh teacher-shaped one (its
+    layers the teacher's with ``distill.inherit``); with the task's labels. Returns it, what was
+    moved (empty when nothing was) and what was inherited (None: nothing)."""
     if not init:
-        student = SpikeBertForSequenceClassification(
-            student_config(teacher_model.config, shape, **label_fields(train.labels)))
-        embeddings_from_teacher(student, teacher_model)
-        return student, {}
+        student, _, inherited = _fresh_student(teacher_model, teacher_path, shape, distill, **label_fields(train.labels))
+        return student, {}, inherited
+    if distill.inherit:
+        raise SpikeBertError("--init-from-teacher starts a fresh student from the teacher's weights: give it "
+                             f"without --init (here --init {init})")
     student = load_student_init(init, train.labels, shape)
+    if distill.weights.attn:
+        check_heads(student.config, teacher_model.config, teacher_path)
+        attending(teacher_model, teacher_path)
     moved = to_teacher_vocabulary(student, load_tokenizer(init), teacher_model.config, tokenizer,
                                   [ex.text for ex in train.examples], init, teacher_path)
     if moved:
         tqdm.write(f"stage 2: the stage-1 student moved to the teacher's tokens and width ({moved})")
-    return student, moved
+    return student, moved, None
 
 
 def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_from: str | None = None,
-                 shape: StudentShape | None = None, max_length: int = MAX_LENGTH) -> dict:
+                 shape: StudentShape | None = None, max_length: int = MAX_LENGTH,
+                 eval_data: TaskData | None = None) -> dict:
     """The baseline: the same student trained on labels alone, from random weights."""
     path = resolve_teacher(tokenizer_from)
     acc = make_accelerator(args.seed)
@@ -299,17 +353,49 @@ def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_f
 
     return _fit_classifier("direct", distiller, data, dev_set, train, dev, args, loss_fn, tokenizer, acc,
                            {"tokenizer": path, "distillation": DistillConfig(weights=DIRECT, augment=None).record(),
-                            "max_length": max_length})
+                            "max_length": max_length}, eval_data, max_length)
+
+
+def read_eval_file(path: str, train: TaskData, text_column: str = "text", label_column: str = "label") -> TaskData:
+    """``--eval-file``: a second labelled file, read as the training data's own files are (a
+    task's format and classes; a user file's columns, with the training file's classes). A file
+    that does not parse, or a label the task lacks, is one error naming the file and line."""
+    from spikebert.data.tasks import TASKS, load_data
+
+    task = train.name if train.name in TASKS else None
+    return load_data(task, "eval", None, path, text_column, label_column, labels=train.labels, language=train.language)
+
+
+def eval_file_figures(history: list, best_step: int | None, data: TaskData) -> dict:
+    """``metrics.json``'s account of ``--eval-file``: ``eval_file_by_epoch`` (its accuracy after
+    every evaluation) and ``eval_file`` (the file; the figure at the dev-selected step, the
+    project's; the best of all epochs, what the official code reports on its test split)."""
+    by_epoch = [{"epoch": round(h["epoch"], 4), "step": h["step"], "accuracy": h["eval_file_accuracy"],
+                 "macro_f1": h["eval_file_macro_f1"]} for h in history if "eval_file_accuracy" in h]
+    best = max(by_epoch, key=lambda r: r["accuracy"], default={})
+    at_dev = next((r for r in by_epoch if r["step"] == best_step), {})
+    return {"eval_file_by_epoch": by_epoch, "eval_file": {
+        "file": data.source, "examples": len(data.examples), "at_dev_selected_epoch": at_dev.get("accuracy"),
+        "best_epoch_on_file": best.get("epoch"), "best_accuracy_on_file": best.get("accuracy"),
+        "note": "never used for selection; best_accuracy_on_file picks its epoch on this file itself"}}
 
 
 def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, tokenizer, acc, extra,
-                    batch_extra=None) -> dict:
-    """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics."""
+                    eval_data: TaskData | None = None, max_length: int = MAX_LENGTH, batch_extra=None) -> dict:
+    """Shared tail of stage 2 and direct training: fit, keep the best on dev, write metrics; with
+    ``eval_data`` (``--eval-file``), its accuracy after every evaluation too, never selected on."""
     evaluate_dev = dev_evaluator(dev_set, train.labels)
+    evaluate_file = dev_evaluator(encode_examples(tokenizer, eval_data.examples, max_length),
+                                  train.labels) if eval_data is not None else None
     best = {}
 
     def evaluate(model, accelerator):
-        return evaluate_dev(accelerator.unwrap_model(model).student, accelerator)
+        student = accelerator.unwrap_model(model).student
+        m = evaluate_dev(student, accelerator)
+        if evaluate_file is not None:
+            f = evaluate_file(student, accelerator)
+            m["also"] = {"eval_file_accuracy": f["accuracy"], "eval_file_macro_f1": f["macro_f1"]}
+        return m
 
     def on_best(model, metrics):
         best.update(metrics)
@@ -322,4 +408,6 @@ def _fit_classifier(kind, trainable, data, dev_set, train, dev, args, loss_fn, t
                "seconds": round(result.seconds, 1), "history": result.history,
                "student": trainable.student.config.to_diff_dict(),
                "shape": StudentShape.of_config(trainable.student.config).given(), "args": asdict(args), **extra}
+    if eval_data is not None:
+        metrics |= eval_file_figures(result.history, result.best_step, eval_data)
     return finish_job(args.output, metrics, acc)

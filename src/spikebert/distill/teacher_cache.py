@@ -139,22 +139,55 @@ def _batches(lengths: list[int], max_tokens: int, max_rows: int) -> list[list[in
     return out
 
 
+def padded_batches(input_ids: list[list[int]], pad_token_id: int, device, max_tokens: int, max_rows: int,
+                   desc: str, progress: bool = True):
+    """``(rows, ids, mask)`` of length-sorted batches of ``input_ids``, padded, on ``device``."""
+    from tqdm.auto import tqdm
+
+    lengths = [len(x) for x in input_ids]
+    for rows in tqdm(_batches(lengths, max_tokens, max_rows), desc=desc, leave=False, disable=not progress):
+        longest = max(lengths[i] for i in rows)
+        ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids[r, :lengths[i]] = torch.tensor(input_ids[i], dtype=torch.long)
+            mask[r, :lengths[i]] = 1
+        yield rows, ids.to(device), mask.to(device)
+
+
+def temporary_folder(folder: Path) -> Path:
+    """A fresh temporary folder beside ``folder`` named for this host and process (see
+    :func:`remove_stale_builds`)."""
+    tmp = folder.parent / f".{folder.name}.tmp-{_BUILDER}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def publish_folder(tmp: Path, folder: Path, meta: dict) -> None:
+    """Write ``meta.json``, then the manifest of every file (:mod:`spikebert.training.manifest`),
+    last into ``tmp`` and rename it into place as ``folder``."""
+    atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
+    write_manifest(tmp, [f.name for f in tmp.iterdir() if f.is_file()])
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process finished the same part first: theirs is as good
+        if not (folder / "meta.json").is_file():
+            raise
+
+
 @torch.no_grad()
 def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: tuple[int, ...], folder: Path,
                meta: dict, dtype: str = "float32", max_tokens: int = 4096, max_rows: int = 64,
                device=None, progress: bool = True) -> Part:
     """Run ``teacher`` once over ``input_ids`` (length-sorted batches, no grad) and write the part
     folder atomically (see the module docstring)."""
-    from tqdm.auto import tqdm
-
     t0 = time.monotonic()
     device = device or next(teacher.parameters()).device
     lengths = [len(x) for x in input_ids]
     offsets = np.zeros(len(input_ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tmp = folder.parent / f".{folder.name}.tmp-{_BUILDER}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = temporary_folder(folder)
     try:
         hidden = None
         if layers:
@@ -162,15 +195,9 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
             hidden = np.lib.format.open_memmap(tmp / "hidden.npy", mode="w+", dtype=np.dtype(dtype),
                                                shape=(int(offsets[-1]), len(layers), width))
         logits = None
-        for rows in tqdm(_batches(lengths, max_tokens, max_rows), desc="teacher outputs", leave=False,
-                         disable=not progress):
-            longest = max(lengths[i] for i in rows)
-            ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), longest), dtype=torch.long)
-            for r, i in enumerate(rows):
-                ids[r, :lengths[i]] = torch.tensor(input_ids[i], dtype=torch.long)
-                mask[r, :lengths[i]] = 1
-            out = teacher(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=bool(layers))
+        for rows, ids, mask in padded_batches(input_ids, pad_token_id, device, max_tokens, max_rows,
+                                              "teacher outputs", progress):
+            out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=bool(layers))
             if logits is None:
                 logits = np.zeros((len(input_ids), out.logits.shape[-1]), dtype=np.float32)
             logits[rows] = out.logits.float().cpu().numpy()
@@ -184,15 +211,8 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
         np.save(tmp / "logits.npy", logits)
         np.save(tmp / "offsets.npy", offsets)
         seconds = time.monotonic() - t0
-        atomic_write_text(tmp / "meta.json", json.dumps({**meta, "layers": list(layers), "dtype": dtype,
-                                                         "texts": len(input_ids), "tokens": int(offsets[-1]),
-                                                         "seconds": round(seconds, 2)}, indent=1))
-        write_manifest(tmp, [f.name for f in tmp.iterdir() if f.is_file()])
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same part first: theirs is as good
-            if not (folder / "meta.json").is_file():
-                raise
+        publish_folder(tmp, folder, {**meta, "layers": list(layers), "dtype": dtype, "texts": len(input_ids),
+                                     "tokens": int(offsets[-1]), "seconds": round(seconds, 2)})
     except OSError as e:  # a full disk: one clear error (the temporary folder goes)
         raise no_space_error(e, folder.parent) or e
     finally:

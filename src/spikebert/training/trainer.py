@@ -224,7 +224,8 @@ def fit(trainable: torch.nn.Module, train_set: Encoded, args: TrainArgs,
     ``loss_fn(model, batch, step, epoch) -> (loss, {term: value})`` computes the loss of one
     (micro-)batch (``model`` is the prepared, possibly DDP-wrapped module; ``step`` the optimiser
     steps done before this one, ``epoch`` the 0-based epoch the batch belongs to).
-    ``evaluate(model, accelerator) -> metrics`` with a ``"score"`` key runs on dev;
+    ``evaluate(model, accelerator) -> metrics`` with a ``"score"`` key runs on dev (an ``"also"``
+    dict in it is logged and kept in the history under its own keys, and never selects);
     ``on_best(unwrapped_model, metrics)`` saves the best model (main process). Without ``evaluate``
     the last model counts as best. ``clock() -> seconds`` is the only source of time (the
     ``max_minutes`` budget, the seconds reported and saved). ``batch_extra(batch) -> {name: tensor}``
@@ -433,8 +434,9 @@ def run_evaluation(run: Run, evaluate, on_best):
         return
     acc, step = run.acc, run.step
     metrics = evaluate(run.model, acc)
+    # "also": figures logged beside dev's under their own names, never selected on (--eval-file)
     record = {"step": step, "epoch": step / run.steps_per_epoch,
-              **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+              **{f"dev_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, **metrics.get("also", {})}
     run.history.append(record)
     run.log.write(**record)
     if run.best_score is None or metrics["score"] > run.best_score:
