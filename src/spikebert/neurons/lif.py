@@ -64,8 +64,9 @@ BACKEND_ENV = "SPIKEBERT_NEURON_BACKEND"
 _compiled: dict = {}
 
 
-def kernels(device_type: str):
-    """The forward and backward loops for a device: plain PyTorch, or fused by ``torch.compile``.
+def backend_kernels(name: str, forward, backward, device_type: str):
+    """A neuron's forward and backward loops for a device: plain PyTorch, or fused by
+    ``torch.compile`` (compiled once per ``name``).
 
     ``SPIKEBERT_NEURON_BACKEND``: ``auto`` (default: compiled on CUDA, where it fuses the per-step
     element-wise kernels; eager on CPU, where compiling costs seconds to minutes per new shape
@@ -74,11 +75,15 @@ def kernels(device_type: str):
     if choice not in ("auto", "compile", "eager"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compile or eager, not {choice!r}")
     if choice == "eager" or (choice == "auto" and device_type != "cuda"):
-        return lif_forward, lif_backward
-    if not _compiled:
-        _compiled["f"] = torch.compile(lif_forward, dynamic=True)
-        _compiled["b"] = torch.compile(lif_backward, dynamic=True)
-    return _compiled["f"], _compiled["b"]
+        return forward, backward
+    if name not in _compiled:
+        _compiled[name] = (torch.compile(forward, dynamic=True), torch.compile(backward, dynamic=True))
+    return _compiled[name]
+
+
+def kernels(device_type: str):
+    """The LIF's forward and backward loops for a device (:func:`backend_kernels`)."""
+    return backend_kernels("lif", lif_forward, lif_backward, device_type)
 
 
 class MultiStepLIF(torch.autograd.Function):
