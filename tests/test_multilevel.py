@@ -1,6 +1,6 @@
 """Spikes beyond one bit: the int neuron (counts 0..D a step) and the bispike neuron (-1, 0, +1
 times a learned amplitude), their dynamics by hand, their fused paths against the autograd
-reference, the model with each, saving and loading, stage 2 switching neuron, the shape flags."""
+reference (the compiled kernels: tests/test_model.py), the model with each, saving and loading, stage 2 switching neuron, the shape flags."""
 
 from __future__ import annotations
 
@@ -66,24 +66,6 @@ def test_the_fused_path_is_the_autograd_loop(kind, detach_reset):
     assert torch.allclose(fused, x.grad, atol=1e-6) and fused.abs().sum() > 0
     assert levels.min() >= 0 and (levels > 1).any() == (kind == "int")
     assert (s < 0).any() == (kind == "bispike")
-
-
-@pytest.mark.parametrize("kind", ["int", "bispike"])
-def test_compiled_kernels_match_eager(kind, monkeypatch):
-    """The kernels chosen on CUDA (torch.compile) compute what the eager loops compute (forced
-    here on the CPU)."""
-    torch.manual_seed(0)
-    x = torch.randn(3, 2, 5, 8) * 2
-    g = torch.randn_like(x)
-    results = []
-    for backend in ("eager", "compile"):
-        monkeypatch.setenv("SPIKEBERT_NEURON_BACKEND", backend)
-        xi = x.clone().requires_grad_()
-        spikes = get_neuron(kind)(threshold=0.5, **dict(KINDS)[kind])(xi)
-        (spikes * g).sum().backward()
-        results.append((spikes.detach(), xi.grad))
-    assert torch.equal(results[0][0], results[1][0])
-    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
 
 
 @pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])

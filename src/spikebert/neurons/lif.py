@@ -30,18 +30,29 @@ from spikebert.neurons.surrogate import Surrogate
 TAU = 2.0  # the membrane time constant's default (SpikeBertConfig takes it from here)
 
 
-def lif_forward(x, tau: float, threshold: float):
-    """Spikes and membrane potentials (before reset) of every step."""
+def leaky_forward(x, tau: float, fire_reset, *params):
+    """The leaky charge of every step, then ``fire_reset(h, *params) -> (spikes, v)``: spikes and
+    membrane potentials (before reset) of every step. Written for ``torch.compile`` to fuse (the
+    step function is inlined); :mod:`.multilevel`'s neurons share it."""
     decay = 1.0 / tau
     v = torch.zeros_like(x[0])
     h_all = torch.empty_like(x)
     spikes = torch.empty_like(x)
     for t in range(x.shape[0]):
         h = v + (x[t] - v) * decay
-        s = (h >= threshold).to(x.dtype)
+        s, v = fire_reset(h, *params)
         h_all[t], spikes[t] = h, s
-        v = h * (1.0 - s)
     return spikes, h_all
+
+
+def _lif_step(h, threshold: float):
+    s = (h >= threshold).to(h.dtype)
+    return s, h * (1.0 - s)
+
+
+def lif_forward(x, tau: float, threshold: float):
+    """Spikes and membrane potentials (before reset) of every step."""
+    return leaky_forward(x, tau, _lif_step, threshold)
 
 
 def lif_backward(grad_spikes, h_all, tau: float, threshold: float, surrogate_grad, alpha: float, detach_reset: bool):

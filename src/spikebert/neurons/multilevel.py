@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from spikebert.neurons.base import DETACH_RESET, SURROGATE, THRESHOLD, register_neuron
-from spikebert.neurons.lif import LIF, TAU, backend_kernels
+from spikebert.neurons.lif import LIF, TAU, backend_kernels, leaky_forward
 from spikebert.neurons.surrogate import Heaviside, Surrogate
 
 SPIKE_LEVELS = 4  # the int neuron's D when none is given (SpikeBertConfig resolves it from here)
@@ -48,20 +48,16 @@ AMPLITUDE = "amplitude"  # the bispike neuron's parameter name (stage 2 may star
 
 # ------------------------------------------------------------------------------------------ int
 
+def _int_step(h, threshold: float, levels: int):
+    s = torch.zeros_like(h)
+    for k in range(1, levels + 1):
+        s = s + (h >= k * threshold).to(h.dtype)
+    return s, h - s * threshold
+
+
 def int_forward(x, tau: float, threshold: float, levels: int):
     """Counts and membrane potentials (before reset) of every step."""
-    decay = 1.0 / tau
-    v = torch.zeros_like(x[0])
-    h_all = torch.empty_like(x)
-    spikes = torch.empty_like(x)
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) * decay
-        s = torch.zeros_like(h)
-        for k in range(1, levels + 1):
-            s = s + (h >= k * threshold).to(x.dtype)
-        h_all[t], spikes[t] = h, s
-        v = h - s * threshold
-    return spikes, h_all
+    return leaky_forward(x, tau, _int_step, threshold, levels)
 
 
 def int_backward(grad_spikes, h_all, tau: float, threshold: float, levels: int, surrogate_grad, alpha: float,
@@ -133,18 +129,14 @@ class IntLIF(LIF):
 
 # -------------------------------------------------------------------------------------- bispike
 
+def _bispike_step(h, threshold: float):
+    pos, neg = (h >= threshold).to(h.dtype), (h <= -threshold).to(h.dtype)
+    return pos - neg, h * (1.0 - pos - neg)
+
+
 def bispike_forward(x, tau: float, threshold: float):
     """Ternary spikes and membrane potentials (before reset) of every step."""
-    decay = 1.0 / tau
-    v = torch.zeros_like(x[0])
-    h_all = torch.empty_like(x)
-    spikes = torch.empty_like(x)
-    for t in range(x.shape[0]):
-        h = v + (x[t] - v) * decay
-        pos, neg = (h >= threshold).to(x.dtype), (h <= -threshold).to(x.dtype)
-        h_all[t], spikes[t] = h, pos - neg
-        v = h * (1.0 - pos - neg)
-    return spikes, h_all
+    return leaky_forward(x, tau, _bispike_step, threshold)
 
 
 def bispike_backward(grad_spikes, grad_levels, h_all, tau: float, threshold: float, surrogate_grad, alpha: float,
