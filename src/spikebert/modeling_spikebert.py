@@ -53,7 +53,8 @@ INPUT_ENCODINGS = tuple(ENCODINGS)
 
 def resolve_spike_levels(neuron: str, spike_levels: int | None) -> int | None:
     """``spike_levels`` checked against ``neuron`` (an unknown name is an error): the levels of a
-    neuron that has them (4 when not given), None for one that has none."""
+    neuron that has them (:data:`~spikebert.neurons.multilevel.SPIKE_LEVELS` when not given), None
+    for one that has none."""
     if not has_levels(neuron):
         if spike_levels is not None:
             raise ValueError(f"spike_levels applies to a neuron with levels (int), not {neuron!r} "
@@ -121,7 +122,8 @@ class SpikeBertConfig(PretrainedConfig):
         neuron (`str`, *optional*, defaults to `"lif"`):
             The spiking neuron of every layer, by registry name (`"lif"`, `"if"`, `"int"`: integer
             counts 0..`spike_levels` a step, `"bispike"`: spikes -1, 0, +1 times a learned amplitude
-            per neuron group; :func:`spikebert.neurons.base.get_neuron`, :mod:`spikebert.neurons.multilevel`).
+            per neuron group; :func:`spikebert.neurons.base.get_neuron`,
+            :mod:`spikebert.neurons.multilevel`).
         spike_levels (`int`, *optional*):
             The most spikes a neuron with levels (`"int"`) emits in one step, D >= 1; defaults to 4
             for such a neuron (and is then saved), and must be left unset for the others.
@@ -275,9 +277,9 @@ class SpikingSelfAttention(nn.Module):
             k, v = k * m, v * m
         # (Q Kᵀ) V with no softmax. Spikes are whole numbers (0/1, counts 0..D, or -1/0/+1), so every
         # product and sum is an exact integer in float32 (while L · head width · D³ < 2^24: D <= 7 at
-        # L = 512 and 64-wide heads): the cheaper association
-        # Q (Kᵀ V) gives bit-identical results when L exceeds the head width. The amplitudes are
-        # applied after, as one factor, so a sentence's output never depends on its batch's length.
+        # L = 512 and 64-wide heads): the cheaper association Q (Kᵀ V) gives bit-identical results
+        # when L exceeds the head width. The amplitudes are applied after, as one factor, so a
+        # sentence's output never depends on its batch's length.
         if L > D // self.heads:
             a = q @ (k.transpose(-2, -1) @ v)
         else:

@@ -2,8 +2,9 @@
 
 - :class:`StudentShape` (depth, width, heads, time_steps, tau, threshold, positions,
   input_encoding, neuron, spike_levels) is the one vocabulary of the student's shape: the
-  command-line flags (``--depth`` ... ``--input-encoding``, ``--neuron``, ``--spike-levels``), the presets of ``spikebert run``, the run's folder tag
-  and the model (:meth:`StudentShape.config_kwargs` gives the ``SpikeBertConfig`` fields).
+  command-line flags (``--depth`` ... ``--input-encoding``, ``--neuron``, ``--spike-levels``), the
+  presets of ``spikebert run``, the run's folder tag and the model
+  (:meth:`StudentShape.config_kwargs` gives the ``SpikeBertConfig`` fields).
 - :class:`LossWeights`, :class:`LayerMap` and :class:`AugmentConfig`, gathered in
   :class:`DistillConfig`, say what distillation learns (after TextBrewer's ``DistillationConfig``
   and ``IntermediateMatch``: losses and layer matches as data); a stage writes its config whole

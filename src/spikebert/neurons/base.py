@@ -6,9 +6,9 @@ it carries the group's name (``layer0.q``, ``embed``, ...) and calls each of its
 with ``(name, levels, mask)`` after it fires. ``levels`` are the spikes' magnitudes |s|, whole
 numbers >= 0: 0 and 1 for a binary neuron (then they are the spikes themselves), 0..D for the
 ``int`` neuron, 1 for either sign of the ``bispike`` neuron (whose learned amplitude is a scale
-folded into the next layer, not a level); a level of k is k accumulates downstream. The model declares its groups
-(``model.neuron_groups()``); the spike recorder, the firing-rate penalty, the rasters and the
-energy count attach listeners to them. Nothing looks a neuron up by its class.
+folded into the next layer, not a level); a level of k is k accumulates downstream. The model
+declares its groups (``model.neuron_groups()``); the spike recorder, the firing-rate penalty, the
+rasters and the energy count attach listeners to them. Nothing looks a neuron up by its class.
 
 A **neuron** (:class:`Neuron`) is a group with a membrane: per step (SpikingJelly's ``BaseNode``)
 
@@ -17,14 +17,16 @@ A **neuron** (:class:`Neuron`) is a group with a membrane: per step (SpikingJell
     v[t] = reset(h[t], s[t]) = h[t] · (1 - s[t])  # hard reset to 0 (the spike detached if asked)
 
 and :meth:`Neuron.magnitude` gives the levels |s[t]| the listeners hear (the spikes themselves
-unless a neuron fires negative spikes). :meth:`Neuron.multi_step` runs that loop with autograd over the leading time dimension; a neuron
-may override it with a fused path (the LIF does, :mod:`.lif`). A new neuron is a subclass that
-writes :meth:`Neuron.charge` (and any parameter it reads from the config, ``config_params``),
-registered with ``@register_neuron("name")``; ``SpikeBertConfig(neuron="name")`` then builds the
-model with it. A neuron with several spike levels reads ``spike_levels`` (it names it in
-``config_params``); one with a learned output scale returns it from :meth:`Neuron.gain` (it multiplies what
-:meth:`Neuron.forward` returns; ``scaled=False`` leaves it to the caller).
-:mod:`.multilevel` has the two neurons beyond one bit, ``int`` and ``bispike``. The membrane starts at 0 in every call: no state leaks from one batch to the next.
+unless a neuron fires negative spikes). :meth:`Neuron.multi_step` runs that loop with autograd
+over the leading time dimension; a neuron may override it with a fused path (the LIF does,
+:mod:`.lif`). A new neuron is a subclass that writes :meth:`Neuron.charge` (and any parameter it
+reads from the config, ``config_params``), registered with ``@register_neuron("name")``;
+``SpikeBertConfig(neuron="name")`` then builds the model with it. A neuron with several spike
+levels reads ``spike_levels`` (it names it in ``config_params``); one with a learned output scale
+returns it from :meth:`Neuron.gain` (it multiplies what :meth:`Neuron.forward` returns;
+``scaled=False`` leaves it to the caller). :mod:`.multilevel` has the two neurons beyond one bit,
+``int`` and ``bispike``. The membrane starts at 0 in every call: no state leaks from one batch to
+the next.
 """
 
 from __future__ import annotations
