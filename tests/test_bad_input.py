@@ -313,3 +313,43 @@ def test_a_teacher_of_the_wrong_kind(snn_folder, mini_sst2_dir, tmp_path, capsys
     args = _teacher_commands(teacher, mini_sst2_dir, corpus, tmp_path / "out")[command]
     assert run_cli(args) == 2
     assert_one_error_line(capsys.readouterr().err, str(teacher), *needles)
+
+
+# ---------------------------------------------------------------------------------------------
+# The neuron flags and a saved model's neuron
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--neuron", "izhikevich"], ["--neuron", "izhikevich", "lif", "bispike"]),
+    (["--neuron", "int", "--spike-levels", "0"], ["--spike-levels", "0"]),
+    (["--neuron", "lif", "--spike-levels", "2"], ["--spike-levels", "lif"]),
+    (["--neuron", "bispike", "--spike-levels", "2"], ["--spike-levels", "bispike"]),
+    (["--spike-levels", "2"], ["spike_levels", "lif"]),  # the default neuron has no levels
+])
+@pytest.mark.parametrize("command", ["train-direct", "run"])
+def test_bad_neuron_flags(mini_sst2_dir, tmp_path, capsys, command, flags, needles):
+    out = tmp_path / "out"
+    where = ["--output", out] if command == "train-direct" else ["--workdir", out, "--preset", "tiny"]
+    code = run_cli([command, "--task", "sst2", "--data-dir", mini_sst2_dir, *where, *flags]
+                   + (["--max-steps", "1"] if command == "train-direct" else []))
+    assert code == 2
+    assert_one_error_line(capsys.readouterr().err, *(["--spike-levels"] if command == "run" and flags[0] ==
+                                                     "--spike-levels" else needles))
+    assert not out.exists()
+
+
+def test_a_saved_model_of_an_unknown_neuron(snn_folder, good_data, tmp_path, capsys):
+    import json
+    import shutil
+
+    folder = tmp_path / "future"
+    shutil.copytree(snn_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "neuron": "izhikevich"}))
+    before = sorted(p.name for p in folder.iterdir())
+    assert _evaluate(folder, good_data) == 2
+    assert_one_error_line(capsys.readouterr().err, str(folder), "izhikevich", "lif")
+    out = tmp_path / "energy-out"
+    assert run_cli(["energy", "--model", folder, "--file", good_data, "--output", out]) == 2
+    assert_one_error_line(capsys.readouterr().err, "izhikevich")
+    assert not out.exists() and sorted(p.name for p in folder.iterdir()) == before

@@ -17,7 +17,7 @@ from spikebert.distill.config import AugmentConfig, DistillConfig, LayerMap, Los
 from spikebert.errors import SpikeBertError
 
 SHAPE_FLAGS = {"--depth", "--width", "--heads", "--time-steps", "--tau", "--threshold", "--positions",
-               "--input-encoding"}
+               "--input-encoding", "--neuron", "--spike-levels"}
 STUDENT_COMMANDS = (("distill", "pretrain"), ("distill", "task"), ("train-direct",), ("run",))
 
 
@@ -37,7 +37,7 @@ def _defaults(command) -> dict:
 
 def test_student_shape_speaks_one_vocabulary_to_the_model():
     shape = StudentShape(depth=2, width=32, heads=4, time_steps=3, tau=1.5, threshold=0.5, positions=True,
-                         input_encoding="spike")
+                         input_encoding="spike", neuron="int", spike_levels=2)
     config = SpikeBertConfig(**shape.config_kwargs())
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (2, 32, 4)
     assert (config.time_steps, config.tau, config.threshold) == (3, 1.5, 0.5)

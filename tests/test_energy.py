@@ -129,12 +129,15 @@ def test_every_rule_by_hand_on_given_spike_counts():
         snn_ops(cfg, [3], real, "optimistic")
 
 
-def input_spikes(model, ids) -> float:
+def input_spikes(model, ids, levels) -> float:
     """The input group's spikes over T, recomputed from the embedding: H(x) at each step (spike),
-    a LIF driven by LayerNorm(x) (neuron), none (real)."""
+    a LIF driven by LayerNorm(x) (neuron; the hooked ``embed`` neuron's ``levels`` for another
+    neuron), none (real)."""
     cfg, x = model.config, model.spikebert.embed(ids)
     if cfg.input_encoding == "spike":
         return cfg.time_steps * float((x >= 0).sum())
+    if cfg.input_encoding == "neuron" and cfg.neuron != "lif":
+        return levels("embed")
     if cfg.input_encoding == "neuron":
         return float(lif_by_hand(model.spikebert.input_encoder.norm(x), cfg.time_steps, cfg.tau, cfg.threshold).sum())
     return 0.0
@@ -142,8 +145,14 @@ def input_spikes(model, ids) -> float:
 
 def hand_count(model, tokenizer, texts):
     """Spikes captured with plain forward hooks (the input spikes recomputed from the embedding);
-    every operation counted from its definition, the paper's as fr·T·FLOPs at measured rates."""
+    every operation counted from its definition, the paper's as fr·T·FLOPs at measured rates.
+    A spike's cost is its level: an int neuron's output value (a count), one for any non-zero
+    output of the others (a bispike spike of either sign, whatever its amplitude)."""
     from spikebert.neurons.lif import LIF
+
+    def levels(name):
+        out = spikes[name]
+        return float(out.sum() if model.config.neuron == "int" else (out != 0).sum())
 
     spikes = {}
     hooks = [m.register_forward_hook(lambda mod, args, out: spikes.__setitem__(mod.name, out.clone()))
@@ -157,10 +166,10 @@ def hand_count(model, tokenizer, texts):
             L = ids.shape[1]
             with torch.no_grad():
                 model(ids, torch.ones_like(ids))
-                E = input_spikes(model, ids)
+                E = input_spikes(model, ids, levels)
             S = 0.0
             for i in range(cfg.num_hidden_layers):
-                n = {g: float((spikes[f"layer{i}.{g}"] != 0).sum()) for g in ("q", "v", "attn", "out", "mlp1", "mlp2")}
+                n = {g: levels(f"layer{i}.{g}") for g in ("q", "v", "attn", "out", "mlp1", "mlp2")}
                 spike_acs = n["q"] * L + n["v"] * L + n["attn"] * d + n["mlp1"] * d
                 counts["dense"][i] += (T * L * d * (3 * d + f), spike_acs)
                 real_macs = L * d * (3 * d + f) if cfg.input_encoding == "real" else 0.0
@@ -180,13 +189,33 @@ def hand_count(model, tokenizer, texts):
     return counts
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
-def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
+NEURON_CASES = [("lif", "real"), ("lif", "spike"), ("lif", "neuron"), ("int", "real"), ("int", "neuron"),
+                ("bispike", "spike"), ("bispike", "neuron")]
+
+
+def tiny_of(neuron, encoding):
+    """``tiny_snn`` with ``neuron``: int at D = 3, bispike with amplitudes other than 1 (they cost nothing)."""
+    model = tiny_snn(input_encoding=encoding, neuron=neuron, **({"spike_levels": 3} if neuron == "int" else {}))
+    with torch.no_grad():
+        for i, m in enumerate(m for m in model.modules() if hasattr(m, "gain") and m.gain() is not None):
+            m.gain().fill_(0.6 + 0.1 * (i % 5))
+    return model
+
+
+@pytest.mark.parametrize("neuron,encoding", NEURON_CASES)
+def test_snn_two_layers_equal_a_count_by_hand(tokenizer, neuron, encoding):
     from spikebert.analysis.energy import ann_layer_macs
 
-    model = tiny_snn(input_encoding=encoding)
+    model = tiny_of(neuron, encoding)
     counts = hand_count(model, tokenizer, TEXTS)
     r = measure(model, tokenizer, TEXTS, batch_size=2, timing=False)  # padded batches
+    if neuron != "lif":  # spikes beyond one bit, or of two signs, were fired: the count saw them
+        assert r["neuron"] == neuron and r["spike_levels"] == (3 if neuron == "int" else None)
+        assert 0 < r["nonzero_share"] < 1 and set(r["group_nonzero_shares"]) == set(model.neuron_groups())
+        if neuron == "int":
+            assert r["firing_rate"] > r["nonzero_share"]  # some counts above 1
+        else:
+            assert r["firing_rate"] == pytest.approx(r["nonzero_share"])
     assert all(rate > 0 for groups in r["firing_rates"].values() for rate in groups.values())
     assert ("embed" in r["firing_rates"]) is (encoding != "real") and r["input_encoding"] == encoding
     n = len(TEXTS)
@@ -222,9 +251,9 @@ def test_snn_two_layers_equal_a_count_by_hand(tokenizer, encoding):
     assert r["paper_figures"]["energy_ratio"] == pytest.approx(0.278, abs=5e-4)
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
-def test_counts_and_rates_do_not_depend_on_padding(tokenizer, encoding):
-    model = tiny_snn(input_encoding=encoding)
+@pytest.mark.parametrize("neuron,encoding", NEURON_CASES)
+def test_counts_and_rates_do_not_depend_on_padding(tokenizer, neuron, encoding):
+    model = tiny_of(neuron, encoding)
     alone = measure(model, tokenizer, TEXTS, batch_size=1, timing=False)
     padded = measure(model, tokenizer, TEXTS, batch_size=3, timing=False)
     assert padded["snn"] == pytest.approx(alone["snn"])
@@ -326,15 +355,16 @@ def test_energy_command_runs_the_model_at_the_given_time_steps(snn_dir, tmp_path
 # ----------------------------------------------------------------------------- the energy penalty
 
 
-@pytest.mark.parametrize("encoding", ["real", "spike", "neuron"])
-def test_energy_estimate_is_the_measured_ratio_and_back_propagates(tokenizer, encoding):
+@pytest.mark.parametrize("neuron,encoding", NEURON_CASES)
+def test_energy_estimate_is_the_measured_ratio_and_back_propagates(tokenizer, neuron, encoding):
     """The differentiable estimate of a batch is the strict-rule ratio ``measure`` reports for the
     same texts (no teacher given: both against a BERT of the teacher's width at the student's
-    depth), and its gradient reaches the weights that make the spikes."""
+    depth; spike levels counted, amplitudes not), and its gradient reaches the weights that make
+    the spikes."""
     from spikebert.analysis.energy import energy_ratio_estimate
     from spikebert.neurons.recording import RateMeter
 
-    model = tiny_snn(input_encoding=encoding)
+    model = tiny_of(neuron, encoding)
     measured = measure(model, tokenizer, TEXTS, batch_size=3, timing=False)["energy_ratio"]
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     with model.listen(RateMeter()) as meter:

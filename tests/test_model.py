@@ -174,9 +174,12 @@ def test_config_of_the_wrong_shape_for_a_checkpoint_is_a_clear_error(tmp_path):
     assert str(tmp_path) in message and "does not match the weights" in message and "64" in message
 
 
-def test_compiled_neuron_kernels_match_eager(monkeypatch):
+@pytest.mark.parametrize("kind, kw", [("lif", {}), ("int", {"spike_levels": 3}), ("bispike", {})])
+def test_compiled_neuron_kernels_match_eager(monkeypatch, kind, kw):
     """The kernels chosen on CUDA (torch.compile) compute exactly what the eager loops compute;
     checked here on the CPU by forcing the compiled backend."""
+    from spikebert.neurons import get_neuron
+
     torch.manual_seed(0)
     x = torch.randn(3, 2, 7, 16) * 2
     g = torch.randn_like(x)
@@ -184,7 +187,7 @@ def test_compiled_neuron_kernels_match_eager(monkeypatch):
     for backend in ("eager", "compile"):
         monkeypatch.setenv("SPIKEBERT_NEURON_BACKEND", backend)
         xi = x.clone().requires_grad_()
-        spikes = LIF(tau=2.0, threshold=1.0)(xi)
+        spikes = get_neuron(kind)(tau=2.0, threshold=1.0, **kw)(xi)
         (spikes * g).sum().backward()
         results.append((spikes.detach(), xi.grad))
     assert torch.equal(results[0][0], results[1][0])

@@ -60,6 +60,12 @@ def header(config: dict, metrics: dict, language: str | None) -> str:
     return "\n".join([*lines, "---", ""])
 
 
+def _neuron(config: dict) -> str:
+    """The card's name of a student's neuron: ``LIF``, ``int LIF (D = 4)``, ``bispike LIF``."""
+    neuron, levels = config.get("neuron", "lif"), config.get("spike_levels")
+    return "LIF" if neuron == "lif" else f"{neuron} LIF" + (f" (D = {levels})" if levels else "")
+
+
 def _made(config: dict, metrics: dict, stages: dict | None) -> list[str]:
     """The card's "How it was made": kind, student shape, teacher, stage 1, data sizes, settings, stage times."""
     kind = metrics.get("kind", "")
@@ -68,7 +74,7 @@ def _made(config: dict, metrics: dict, stages: dict | None) -> list[str]:
         depth = config.get("num_hidden_layers")
         out.append(f"Student: {depth} block{'' if depth == 1 else 's'} × {config.get('hidden_size')} wide, "
                    f"{config.get('num_attention_heads')} heads, T = {config.get('time_steps')} time steps, "
-                   f"LIF τ = {config.get('tau')}, threshold {config.get('threshold')}, input encoding "
+                   f"{_neuron(config)} τ = {config.get('tau')}, threshold {config.get('threshold')}, input encoding "
                    f"`{config.get('input_encoding', 'real')}`.")
     if metrics.get("teacher"):
         out.append(f"{'Fine-tuned from' if kind == 'teacher' else 'Teacher'}: `{metrics['teacher']}`.")

@@ -53,6 +53,7 @@ def check_model_folder(path) -> dict:
         raise SpikeBertError(f"{cfg_path}: malformed config ({e})") from None
     if not isinstance(cfg, dict) or "model_type" not in cfg:
         raise SpikeBertError(f"{cfg_path}: not a transformers config (no model_type)")
+    _check_neuron(cfg, cfg_path)
     shards = list(p.glob("model-*.safetensors")) + list(p.glob("*.safetensors.index.json"))
     if not (p / WEIGHTS).exists() and not shards:
         if (p / "pytorch_model.bin").exists():
@@ -74,6 +75,15 @@ def check_manifest(folder: Path):
     problems = verify(folder) if has_manifest(folder) else []
     if problems:
         raise SpikeBertError(f"{problems[0]}: the model folder is damaged; restore it from a copy or train it again")
+
+
+def _check_neuron(cfg: dict, cfg_path: Path):
+    """A SpikeBERT config whose neuron this version does not know is named as such."""
+    from spikebert.neurons import NEURONS
+
+    if is_spikebert(cfg) and cfg.get("neuron", "lif") not in NEURONS:
+        raise SpikeBertError(f"{cfg_path}: the model's neuron {cfg['neuron']!r} is not one this version of "
+                             f"spikebert knows ({', '.join(NEURONS)}); upgrade spikebert to load it")
 
 
 def _check_safetensors(path: Path):

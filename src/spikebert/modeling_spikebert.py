@@ -14,7 +14,8 @@ time, the residual stream an integer count as with ``spike``).
 Spiking self-attention: Q, K, V = N(LayerNorm(Linear(x))); A = N_{θ/2}((Q Kᵀ) V · scale), no
 softmax; out = N(LayerNorm(Linear(A))). Spiking MLP: N(LN(Linear_{d→4d})) → N(LN(Linear_{4d→d})).
 N is the neuron named by ``config.neuron`` (the fused multi-step LIF by default; the registry is
-in :mod:`spikebert.neurons.base`).
+in :mod:`spikebert.neurons.base`; ``int`` and ``bispike`` spike beyond one bit,
+:mod:`spikebert.neurons.multilevel`).
 
 The model declares its neuron groups, in order: ``model.neuron_groups()`` gives ``embed`` (with
 spike or neuron input) and ``layer{i}.{q,k,v,attn,out,mlp1,mlp2}``. The spike recorder
@@ -38,9 +39,10 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
-from spikebert.neurons.base import DETACH_RESET, SURROGATE, THRESHOLD, SpikeSource, get_neuron
+from spikebert.neurons.base import DETACH_RESET, SURROGATE, THRESHOLD, Neuron, SpikeSource, get_neuron, has_levels
 from spikebert.neurons.encoding import ENCODINGS, get_encoding
 from spikebert.neurons.lif import TAU
+from spikebert.neurons.multilevel import SPIKE_LEVELS
 from spikebert.neurons.recording import RateMeter, SpikeRecorder
 
 # real: the embedding itself enters the residual stream (every block's q, k, v and fc1 multiply it);
@@ -49,11 +51,27 @@ from spikebert.neurons.recording import RateMeter, SpikeRecorder
 INPUT_ENCODINGS = tuple(ENCODINGS)
 
 
+def resolve_spike_levels(neuron: str, spike_levels: int | None) -> int | None:
+    """``spike_levels`` checked against ``neuron`` (an unknown name is an error): the levels of a
+    neuron that has them (:data:`~spikebert.neurons.multilevel.SPIKE_LEVELS` when not given), None
+    for one that has none."""
+    if not has_levels(neuron):
+        if spike_levels is not None:
+            raise ValueError(f"spike_levels applies to a neuron with levels (int), not {neuron!r} "
+                             f"(got {spike_levels})")
+        return None
+    if spike_levels is None:
+        return SPIKE_LEVELS
+    if isinstance(spike_levels, bool) or int(spike_levels) != spike_levels or spike_levels < 1:
+        raise ValueError(f"spike_levels must be a whole number >= 1 (got {spike_levels})")
+    return int(spike_levels)
+
+
 class SpikeBertConfig(PretrainedConfig):
     r"""The configuration of a SpikeBERT model (:class:`SpikeBertModel`,
     :class:`SpikeBertForSequenceClassification`). Fields that own no tensor (``time_steps``,
-    ``neuron``, ``tau``, ``threshold``, the surrogate, ``input_encoding``) may differ between models
-    that share weights.
+    ``neuron`` but ``bispike``, ``spike_levels``, ``tau``, ``threshold``, the surrogate,
+    ``input_encoding``) may differ between models that share weights.
 
     Args:
         vocab_size (`int`, *optional*, defaults to 30522):
@@ -102,8 +120,13 @@ class SpikeBertConfig(PretrainedConfig):
             (its Heaviside step, a neuron group `embed`) or `"neuron"` (LayerNorm of it driving a
             neuron group `embed` of the model's neuron over T); see :mod:`spikebert.neurons.encoding`.
         neuron (`str`, *optional*, defaults to `"lif"`):
-            The spiking neuron of every layer, by registry name (`"lif"`, `"if"`;
-            :func:`spikebert.neurons.base.get_neuron`).
+            The spiking neuron of every layer, by registry name (`"lif"`, `"if"`, `"int"`: integer
+            counts 0..`spike_levels` a step, `"bispike"`: spikes -1, 0, +1 times a learned amplitude
+            per neuron group; :func:`spikebert.neurons.base.get_neuron`,
+            :mod:`spikebert.neurons.multilevel`).
+        spike_levels (`int`, *optional*):
+            The most spikes a neuron with levels (`"int"`) emits in one step, D >= 1; defaults to 4
+            for such a neuron (and is then saved), and must be left unset for the others.
         return_spike_rate (`bool`, *optional*, defaults to `False`):
             Whether `forward` returns `spike_rate` (the differentiable mean firing rate) unless
             told otherwise by its own `return_spike_rate` argument.
@@ -121,13 +144,13 @@ class SpikeBertConfig(PretrainedConfig):
                  position_embeddings: bool = False, teacher_hidden_size: int | None = None,
                  layer_norm_eps: float = 1e-5, initializer_range: float = 0.02, pad_token_id: int = 0,
                  checkpoint_tokens: int = -1, input_encoding: str = "real", neuron: str = "lif",
-                 return_spike_rate: bool = False, **kwargs):
+                 spike_levels: int | None = None, return_spike_rate: bool = False, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
                              f"{num_attention_heads}")
         get_encoding(input_encoding)  # a clear error for an unknown name
-        get_neuron(neuron)
+        spike_levels = resolve_spike_levels(neuron, spike_levels)
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1 (got {time_steps})")
         self.vocab_size = vocab_size
@@ -150,6 +173,7 @@ class SpikeBertConfig(PretrainedConfig):
         self.checkpoint_tokens = checkpoint_tokens
         self.input_encoding = input_encoding
         self.neuron = neuron
+        self.spike_levels = spike_levels
         self.return_spike_rate = return_spike_rate
 
 
@@ -213,8 +237,8 @@ class SpikingLinear(nn.Module):
         self.norm = nn.LayerNorm(d_out, eps=config.layer_norm_eps)
         self.neuron = make_neuron(config, name)
 
-    def forward(self, x, mask=None):
-        return self.neuron(self.norm(self.linear(x)), mask)
+    def forward(self, x, mask=None, scaled: bool = True):
+        return self.neuron(self.norm(self.linear(x)), mask, scaled)
 
     def neuron_groups(self) -> dict[str, SpikeSource]:
         return self.neuron.neuron_groups()
@@ -235,6 +259,14 @@ class SpikingSelfAttention(nn.Module):
     def neuron_groups(self) -> dict[str, SpikeSource]:
         return _merge(self.query, self.key, self.value, self.attn_neuron, self.output)
 
+    def _scale(self):
+        """The attention scale times the amplitudes of the q, k and v neurons that have one."""
+        scale = self.scale
+        for unit in (self.query, self.key, self.value):
+            gain = unit.neuron.gain()
+            scale = scale if gain is None else scale * gain
+        return scale
+
     def _split(self, x):  # [T, B, L, D] -> [T, B, H, L, Dh]
         T, B, L, D = x.shape
         return x.view(T, B, L, self.heads, D // self.heads).transpose(2, 3)
@@ -243,17 +275,21 @@ class SpikingSelfAttention(nn.Module):
         """``[T, B, L, D]`` -> the same; with ``output_attentions``, also the head's spike scores
         Q·Kᵀ averaged over T, ``[B, H, L, L]`` (padded keys score 0), computed only then."""
         T, B, L, D = x.shape
-        q = self._split(self.query(x, mask))
-        k = self._split(self.key(x, mask))
-        v = self._split(self.value(x, mask))
+        # the spikes unscaled: a neuron's amplitude (bispike) is folded into the scale below
+        q = self._split(self.query(x, mask, scaled=False))
+        k = self._split(self.key(x, mask, scaled=False))
+        v = self._split(self.value(x, mask, scaled=False))
         if mask is not None:  # padded keys and values take no part in attention
             m = mask[None, :, None, :, None].to(k.dtype)
             k, v = k * m, v * m
-        # (Q Kᵀ) V with no softmax. Spikes are 0/1 so every product is an exact integer in float32:
-        # the cheaper association Q (Kᵀ V) gives bit-identical results when L exceeds the head width.
+        # (Q Kᵀ) V with no softmax. Spikes are whole numbers (0/1, counts 0..D, or -1/0/+1), so every
+        # product and sum is an exact integer in float32 (while L · head width · D³ < 2^24: D <= 7 at
+        # L = 512 and 64-wide heads): the cheaper association Q (Kᵀ V) gives bit-identical results
+        # when L exceeds the head width. The amplitudes are applied after, as one factor, so a
+        # sentence's output never depends on its batch's length.
         scores = q @ k.transpose(-2, -1) if output_attentions or L <= D // self.heads else None
         a = q @ (k.transpose(-2, -1) @ v) if L > D // self.heads else scores @ v
-        a = a.transpose(2, 3).reshape(T, B, L, D) * self.scale
+        a = a.transpose(2, 3).reshape(T, B, L, D) * self._scale()
         out = self.output(self.attn_neuron(a, mask), mask)
         return (out, scores.mean(0)) if output_attentions else out
 
@@ -311,6 +347,8 @@ class SpikeBertPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
+        elif isinstance(module, Neuron) and module.gain() is not None:
+            module.gain().data.fill_(1.0)  # the bispike amplitude starts at 1
 
     def neuron_groups(self) -> dict[str, SpikeSource]:
         """The model's neuron groups by name, in order (``embed`` first with spike input, then

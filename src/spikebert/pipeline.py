@@ -34,7 +34,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from spikebert.analysis.report import find_energy
@@ -340,7 +340,7 @@ def _as_shape(shape: StudentShape | Mapping | None) -> StudentShape:
         return StudentShape(**shape)
     except TypeError:
         raise SpikeBertError(f"student shape {dict(shape)}: the fields are those of StudentShape "
-                             "(depth, width, heads, time_steps, tau, threshold, positions, input_encoding)") from None
+                             f"({', '.join(f.name for f in fields(StudentShape))})") from None
 
 
 def _run_data(task: str | None, data: Splits | None, data_dir, limit: int | None) -> Splits:
@@ -478,6 +478,9 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     data = _run_data(task, data, data_dir, p.limit)
     train, dev = data.train, data.dev
     shape = _as_shape(shape).over(p.shape)
+    if shape.spike_levels is not None and shape.neuron is None:  # before any folder is made
+        raise SpikeBertError(f"--spike-levels applies to a neuron with levels: give --neuron int "
+                             f"(the default neuron, {shape.neuron_name()}, has none)")
     distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy, attn=w_attn), augment=AugmentConfig(
         **_given(copies=p.augment, seed=seed)), inherit=init_from_teacher)
     tag = run_tag(p.shape, shape, distill.weights, distill.inherit)

@@ -5,9 +5,12 @@
 - ``OUT/layer{i}.png``: one panel per neuron group of the block (q, k, v, attn, out, mlp1, mlp2),
   and ``OUT/embed.png`` for the input group of a model with spike input; rows are neurons (the
   first ``neurons`` of the group), columns are tokens × time steps (each token's T steps side by
-  side, tokens separated by thin lines), a black pixel is a spike;
-- ``OUT/spikes.npz``: the raw spikes of every group as ``uint8 [T, L, D]`` (all neurons), the
-  tokens and the text.
+  side, tokens separated by thin lines), a black pixel is a spike (with spikes of more than one
+  bit, the darker the higher its level |s|: grey to black for 1..D with the ``int`` neuron;
+  either sign of a ``bispike`` spike is level 1); each panel's title gives the group's firing
+  rate, and with levels above 1 its mean level per neuron and step and its non-zero share;
+- ``OUT/spikes.npz``: the raw spike levels of every group as ``uint8 [T, L, D]`` (all neurons),
+  the tokens and the text.
 
 The groups and their order are the model's own (``model.neuron_groups()``); spikes are captured
 by listening to them (``model.listen``), as the recorder and the energy count do.
@@ -27,7 +30,7 @@ from spikebert.folders import is_spikebert
 
 @torch.no_grad()
 def capture_spikes(model, tokenizer, text: str, max_length: int = MAX_LENGTH):
-    """The tokens of ``text`` and every neuron group's spikes on it: ``{name: uint8 [T, L, D]}``."""
+    """The tokens of ``text`` and every neuron group's spike levels on it: ``{name: uint8 [T, L, D]}``."""
     if not is_spikebert(model):
         raise SpikeBertError(f"a {model.config.model_type} model has no spiking neurons; "
                              "inspect needs a SpikeBERT model")
@@ -49,6 +52,14 @@ def capture_spikes(model, tokenizer, text: str, max_length: int = MAX_LENGTH):
         model(input_ids=ids, attention_mask=mask)
     ordered = {name: spikes[name] for name in model.neuron_groups() if name in spikes}
     return tokenizer.convert_ids_to_tokens(ids[0].tolist()), ordered
+
+
+def _rates_text(s: np.ndarray) -> str:
+    """A group's firing rate, and with levels above 1 its mean level and share of non-zero outputs."""
+    rate, nonzero = float(s.mean()), float((s > 0).mean())
+    if s.max() <= 1:
+        return f"firing rate {rate:.3f}"
+    return f"mean level {rate:.3f}, non-zero {nonzero:.3f} (levels up to {int(s.max())})"
 
 
 def panels(names) -> dict[str, list[str]]:
@@ -80,15 +91,13 @@ def save_rasters(tokens: list[str], spikes: dict, output, text: str = "", neuron
             T, L, D = s.shape
             shown = D if neurons <= 0 else min(D, neurons)
             img = s[:, :, :shown].transpose(2, 1, 0).reshape(shown, L * T)  # neuron × (token, step)
-            ax.imshow(img, aspect="auto", cmap="gray_r", interpolation="nearest", vmin=0, vmax=1)
+            ax.imshow(img, aspect="auto", cmap="gray_r", interpolation="nearest", vmin=0, vmax=max(1, int(s.max())))
             for j in range(1, L):
                 ax.axvline(j * T - 0.5, color="tab:blue", linewidth=0.4, alpha=0.5)
             ax.set_xticks([j * T + (T - 1) / 2 for j in range(L)])
             ax.set_xticklabels(tokens, rotation=90, fontsize=7)
             ax.set_ylabel("neuron")
-            rate = float(s.mean())
-            ax.set_title(f"{name}: {shown} of {D} neurons × {L} tokens × T={T}, firing rate {rate:.3f}",
-                         fontsize=9)
+            ax.set_title(f"{name}: {shown} of {D} neurons × {L} tokens × T={T}, {_rates_text(s)}", fontsize=9)
         fig.tight_layout()
         path = out / f"{figure}.png"
         fig.savefig(path, dpi=110)
@@ -102,4 +111,5 @@ def inspect_model(model, tokenizer, text: str, output, neurons: int = 128, max_l
     tokens, spikes = capture_spikes(model, tokenizer, text, max_length)
     paths = save_rasters(tokens, spikes, output, text=text, neurons=neurons)
     rates = {name: float(s.mean()) for name, s in spikes.items()}
-    return {"tokens": tokens, "firing_rates": rates, "files": [str(p) for p in paths]}
+    nonzero = {name: float((s > 0).mean()) for name, s in spikes.items()}
+    return {"tokens": tokens, "firing_rates": rates, "nonzero_shares": nonzero, "files": [str(p) for p in paths]}

@@ -14,6 +14,7 @@ import io
 import tempfile
 from pathlib import Path
 
+from spikebert.analysis.energy.plots import multibit, neuron_label
 from spikebert.training.checkpoint import atomic_write_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -87,6 +88,10 @@ def _summary(metrics: dict | None, energy: dict | None, teacher_accuracy: float 
                   f"{energy['snn_energy_mj']:.3f} / {energy['ann_energy_mj']:.3f} mJ"),
                  ("energy ratio", f"{energy['energy_ratio'] * 100:.1f} %"),
                  ("mean firing rate", f"{energy['firing_rate'] * 100:.1f} %")]
+        if multibit(energy):  # spikes of more than one bit: the rate is a mean level
+            rows[-1] = ("mean spike level per neuron and step", f"{energy['firing_rate']:.3f}")
+            rows += [("neuron", neuron_label(energy)),
+                     ("non-zero outputs", f"{energy['nonzero_share'] * 100:.1f} %")]
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
 

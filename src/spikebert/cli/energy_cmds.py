@@ -84,6 +84,9 @@ def _format_report(r: dict) -> str:
               f"input encoding {r['input_encoding']}"
               + (f", input firing rate {r['group_firing_rates'][INPUT_GROUP]:.2%}" if INPUT_GROUP in r['group_firing_rates']
                  else "")]
+    if r.get("nonzero_share") is not None and r["nonzero_share"] != r["firing_rate"]:
+        lines.append(f"neuron {r['neuron']}: mean spike level {r['firing_rate']:.3f} per neuron and step (the rate "
+                     f"column), non-zero outputs {r['nonzero_share']:.2%}; a level of k counts k accumulates")
     if "accuracy" in r:
         lines.append(f"SNN accuracy on these texts: {r['accuracy']:.2%}")
     if "timing" in r:

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from spikebert.training.checkpoint import KEEP_CHECKPOINTS
+from spikebert.neurons.multilevel import SPIKE_LEVELS
 
 Task = Annotated[Optional[str], typer.Option("--task", help="sst2, sst5, mr, subj, chnsenti, waimai, or a hub dataset owner/name")]
 DataDir = Annotated[Optional[str], typer.Option("--data-dir", help="folder with the task data (default: $SPIKEBERT_DATA)")]
@@ -39,6 +40,11 @@ Positions = Annotated[Optional[bool], typer.Option("--positions/--no-positions",
 InputEncoding = Annotated[Optional[str], typer.Option(
     "--input-encoding", help="how tokens enter the spiking blocks: real (the embedding), spike (its Heaviside) or neuron "
     "(its LayerNorm driving a neuron over T: spikes that vary over time)")]
+Neuron = Annotated[Optional[str], typer.Option(
+    "--neuron", help="the spiking neuron: lif (default), if, int (integer spike counts 0..D a step) or bispike "
+    "(spikes -1, 0, +1 times a learned amplitude); docs/neurons.md")]
+SpikeLevels = Annotated[Optional[int], typer.Option(
+    "--spike-levels", help=f"D, the most spikes an int neuron emits in a step (>= 1; default {SPIKE_LEVELS})")]
 SaveEvery = Annotated[Optional[int], typer.Option("--save-every", help="checkpoint every N steps (also at each epoch end)")]
 KeepCheckpoints = Annotated[Optional[int], typer.Option(
     "--keep-checkpoints", min=1, help="keep the newest N checkpoints; a damaged one falls back to the one before "

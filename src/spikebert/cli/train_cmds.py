@@ -12,10 +12,9 @@ import typer
 from spikebert.cli import app, distill_app, teacher_app
 from spikebert.cli.options import (MANY_FILES, Augment, BatchSize, DataDir, Depth, DevFile, Epochs, EvalFile, File,
                                    Heads, InitFromTeacher, InputEncoding, Json, KeepCheckpoints, LabelColumn, Limit, Lr,
-                                   MaxLength, MaxMinutes, MaxSteps, Model, Output, Positions, Private, Resume, SaveEvery,
-                                   Seed, Split, Task, Tau, Temperature, TextColumn, Threshold, TimeSteps, WAttn, WCe,
-                                   WEmb, WEnergy, WKl, WRep, WSpikes, Width,
-                                   corpus_files)
+                                   MaxLength, MaxMinutes, MaxSteps, Model, Neuron, Output, Positions, Private, Resume,
+                                   SaveEvery, Seed, SpikeLevels, Split, Task, Tau, Temperature, TextColumn, Threshold,
+                                   TimeSteps, WAttn, WCe, WEmb, WEnergy, WKl, WRep, WSpikes, Width, corpus_files)
 from spikebert.data.batching import EVAL_BATCH_SIZE, MAX_LENGTH
 from spikebert.data.tasks import load_data
 from spikebert.distill.config import (TEACHER_CACHE, AugmentConfig, DistillConfig, LossWeights, StudentShape,
@@ -116,7 +115,8 @@ def distill_pretrain(ctx: typer.Context, output: Output, corpus: list[str] = typ
                      lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
                      depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                      tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-                     input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
+                     input_encoding: InputEncoding = None,
+                     neuron: Neuron = None, spike_levels: SpikeLevels = None, w_spikes: WSpikes = LossWeights.spikes,
                      w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
                      init_from_teacher: InitFromTeacher = DistillConfig.inherit, save_every: SaveEvery = None,
                      keep_checkpoints: KeepCheckpoints = None,
@@ -151,7 +151,8 @@ def distill_task(output: Output, teacher: str = typer.Option(..., "--teacher", h
                  max_length: MaxLength = MAX_LENGTH, limit: Limit = None, resume: Resume = False,
                  depth: Depth = None, width: Width = None, heads: Heads = None, time_steps: TimeSteps = None,
                  tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-                 input_encoding: InputEncoding = None, save_every: SaveEvery = None,
+                 input_encoding: InputEncoding = None,
+                 neuron: Neuron = None, spike_levels: SpikeLevels = None, save_every: SaveEvery = None,
                  keep_checkpoints: KeepCheckpoints = None,
                  teacher_cache: bool = typer.Option(TEACHER_CACHE, "--teacher-cache/--no-teacher-cache",
                                                     help="compute the teacher's outputs once, keep them on disk"),
@@ -189,7 +190,8 @@ def train_direct_cmd(output: Output, task: Task = None, tokenizer_from: str = ty
         batch_size: BatchSize = None, lr: Lr = None, max_length: MaxLength = MAX_LENGTH, limit: Limit = None,
         resume: Resume = False, depth: Depth = None, width: Width = None, heads: Heads = None,
         time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-        input_encoding: InputEncoding = None, save_every: SaveEvery = None,
+        input_encoding: InputEncoding = None,
+        neuron: Neuron = None, spike_levels: SpikeLevels = None, save_every: SaveEvery = None,
         keep_checkpoints: KeepCheckpoints = None, eval_file: EvalFile = None):
     """Baseline: the same student trained on labels alone (the paper's directly-trained Spikformer)."""
     flags = dict(locals())  # the command's flags
@@ -260,7 +262,8 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             corpus: list[str] = typer.Option(None, "--corpus", help="stage-1 corpus file(s) (default: $SPIKEBERT_CORPORA/<language>/*.txt)"),
             data_dir: DataDir = None, seed: Seed = 42, depth: Depth = None, width: Width = None, heads: Heads = None,
             time_steps: TimeSteps = None, tau: Tau = None, threshold: Threshold = None, positions: Positions = None,
-            input_encoding: InputEncoding = None, w_spikes: WSpikes = LossWeights.spikes,
+            input_encoding: InputEncoding = None,
+            neuron: Neuron = None, spike_levels: SpikeLevels = None, w_spikes: WSpikes = LossWeights.spikes,
             w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
             init_from_teacher: InitFromTeacher = DistillConfig.inherit, eval_file: EvalFile = None,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),

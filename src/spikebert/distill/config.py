@@ -1,9 +1,10 @@
 """The one configuration path: the student's shape and the distillation, as data.
 
 - :class:`StudentShape` (depth, width, heads, time_steps, tau, threshold, positions,
-  input_encoding) is the one vocabulary of the student's shape: the command-line flags
-  (``--depth`` ... ``--input-encoding``), the presets of ``spikebert run``, the run's folder tag
-  and the model (:meth:`StudentShape.config_kwargs` gives the ``SpikeBertConfig`` fields).
+  input_encoding, neuron, spike_levels) is the one vocabulary of the student's shape: the
+  command-line flags (``--depth`` ... ``--input-encoding``, ``--neuron``, ``--spike-levels``), the
+  presets of ``spikebert run``, the run's folder tag and the model
+  (:meth:`StudentShape.config_kwargs` gives the ``SpikeBertConfig`` fields).
 - :class:`LossWeights`, :class:`LayerMap` and :class:`AugmentConfig`, gathered in
   :class:`DistillConfig`, say what distillation learns (after TextBrewer's ``DistillationConfig``
   and ``IntermediateMatch``: losses and layer matches as data); a stage writes its config whole
@@ -62,6 +63,12 @@ class StudentShape:
         input_encoding: ``"real"`` (the embedding enters the blocks), ``"spike"`` (its
             Heaviside, with a surrogate gradient) or ``"neuron"`` (its LayerNorm driving a
             neuron group over T); :mod:`spikebert.neurons.encoding`.
+        neuron: the spiking neuron by registry name (``"lif"``, ``"if"``, ``"int"``,
+            ``"bispike"``; :mod:`spikebert.neurons`). Owns a tensor only for ``bispike`` (its
+            amplitudes): stage 2 may switch to any neuron but away from ``bispike``.
+        spike_levels: the most spikes an ``int`` neuron emits in a step (D >= 1; 4 when the
+            ``int`` neuron is given without it); only for a neuron with levels. In the folder tag
+            it follows the neuron's name: ``-int4``.
     """
 
     depth: int | None = _shape_field("num_hidden_layers", "L", from_teacher=True)
@@ -72,16 +79,32 @@ class StudentShape:
     threshold: float | None = _shape_field("threshold", "th")
     positions: bool | None = _shape_field("position_embeddings", "pos")
     input_encoding: str | None = _shape_field("input_encoding", "")
+    neuron: str | None = _shape_field("neuron", "")
+    spike_levels: int | None = _shape_field("spike_levels", "")  # tagged with the neuron: -int4
 
     # the fields that own no tensor: stage 2 may set them apart from its stage-1 student
     DYNAMICS = ("time_steps", "tau", "threshold")
+    # the neuron's fields: stage 2 may switch them too, where the stage-1 weights fit (a bispike
+    # neuron's amplitudes then start at 1.0; away from bispike they would be lost)
+    NEURON = ("neuron", "spike_levels")
 
     def __post_init__(self):
-        from spikebert.modeling_spikebert import INPUT_ENCODINGS
+        from spikebert.modeling_spikebert import INPUT_ENCODINGS, resolve_spike_levels
+        from spikebert.neurons import NEURONS, has_levels
 
         if self.input_encoding is not None and self.input_encoding not in INPUT_ENCODINGS:
             raise SpikeBertError(f"--input-encoding must be one of {', '.join(INPUT_ENCODINGS)} "
                                  f"(got {self.input_encoding!r})")
+        if self.neuron is not None and self.neuron not in NEURONS:
+            raise SpikeBertError(f"--neuron must be one of {', '.join(NEURONS)} (got {self.neuron!r})")
+        if self.spike_levels is not None and (int(self.spike_levels) != self.spike_levels or self.spike_levels < 1):
+            raise SpikeBertError(f"--spike-levels must be a whole number >= 1 (got {self.spike_levels})")
+        if self.neuron is not None:
+            if self.spike_levels is not None and not has_levels(self.neuron):
+                raise SpikeBertError(f"--spike-levels applies to a neuron with levels (int), not --neuron "
+                                     f"{self.neuron}")
+            # one shape, one name: --neuron int is --neuron int --spike-levels 4
+            object.__setattr__(self, "spike_levels", resolve_spike_levels(self.neuron, self.spike_levels))
 
     @classmethod
     def of(cls, values: Mapping) -> "StudentShape":
@@ -130,9 +153,19 @@ class StudentShape:
             value, ref = getattr(self, f.name), getattr(base, f.name)
             if ref is None and not f.metadata["from_teacher"]:
                 ref = getattr(model_default, f.name)
-            if value is not None and value != ref:
+            if f.name == "neuron":  # the neuron and its levels in one part: -int4, -bispike
+                value = self.neuron_name() if self.neuron or self.spike_levels else None
+                ref = base.neuron_name()
+            if f.name != "spike_levels" and value is not None and value != ref:
                 parts.append(_tag_part(f.metadata["tag"], value))
         return "".join(parts)
+
+    def neuron_name(self) -> str:
+        """The neuron with its levels: ``int4``, ``bispike`` (the model's default, ``lif``, when no
+        neuron is set)."""
+        from spikebert.modeling_spikebert import SpikeBertConfig
+
+        return f"{self.neuron or SpikeBertConfig().neuron}{self.spike_levels or ''}"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from spikebert.distill.teacher_cache import CachedTeacher, cached_teacher, teach
 from spikebert.distill.vocab import to_teacher_vocabulary
 from spikebert.errors import SpikeBertError
 from spikebert.folders import check_model_folder, is_spikebert, load_state_strict, load_tokenizer
-from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+from spikebert.modeling_spikebert import SpikeBertConfig, SpikeBertForSequenceClassification, resolve_spike_levels
+from spikebert.neurons import has_levels
+from spikebert.neurons.multilevel import AMPLITUDE
 from spikebert.teachers.loading import load_teacher, load_teacher_config, resolve_teacher
 from spikebert.training.checkpoint import check_output_dir, publish_model
 from spikebert.training.device import teacher_forward
@@ -160,7 +162,8 @@ def load_student_init(init: str, labels: tuple[str, ...], shape: StudentShape | 
     """A stage-1 student, loaded strictly: any missing or mismatched tensor but the classifier's is
     an error naming it; architecture fields of ``shape`` (depth, width, heads, positions, input
     encoding) that contradict the folder are an error too. T, tau and threshold own no weights:
-    given, they replace stage 1's."""
+    given, they replace stage 1's. So may the neuron and its levels, where the weights fit: a
+    ``bispike`` neuron's amplitudes start at 1.0 when the stage-1 student has none."""
     from safetensors.torch import load_file
 
     folder_config = check_model_folder(init)
@@ -170,23 +173,36 @@ def load_student_init(init: str, labels: tuple[str, ...], shape: StudentShape | 
     _apply_stage2_shape(config, shape or StudentShape(), init)
     config.update(label_fields(labels))
     student = SpikeBertForSequenceClassification(config)
-    load_state_strict(student, load_file(str(Path(init) / "model.safetensors")), init)
+    state = load_file(str(Path(init) / "model.safetensors"))
+    fresh = {k: v for k, v in student.state_dict().items() if k.endswith(f".{AMPLITUDE}") and k not in state}
+    load_state_strict(student, {**state, **fresh}, init)
     return student
 
 
 def _apply_stage2_shape(config: SpikeBertConfig, shape: StudentShape, init: str) -> None:
-    """Set the dynamics ``shape`` gives on the stage-1 ``config``; refuse any other field it
-    changes (``input_encoding`` too: a student reads its input one way)."""
+    """Set the dynamics and the neuron ``shape`` gives on the stage-1 ``config``; refuse any other
+    field it changes (``input_encoding`` too: a student reads its input one way), and a switch
+    away from ``bispike`` (its learned amplitudes would be lost)."""
     have = StudentShape.of_config(config)
-    for name, value in shape.given().items():
+    given = shape.given()
+    for name, value in given.items():
         old = getattr(have, name)
         if value == old:
             continue
-        if name not in StudentShape.DYNAMICS:
+        if name not in StudentShape.DYNAMICS + StudentShape.NEURON:
             raise SpikeBertError(f"{init}: the stage-1 student has {name}={old}, but {name}={value} was asked for; "
                                  f"{name} is part of its architecture: distil stage 1 with it, or leave it out")
+        if name == "neuron" and old == "bispike":
+            raise SpikeBertError(f"{init}: the stage-1 student has neuron=bispike, whose learned amplitudes a "
+                                 f"{value} neuron has no place for: distil stage 1 with --neuron {value}, or keep bispike")
         tqdm.write(f"stage 2 sets {name}={value} (stage 1 had {old})")
-        config.update(StudentShape(**{name: value}).config_kwargs())
+        setattr(config, StudentShape.__dataclass_fields__[name].metadata["config"], value)
+    if "spike_levels" not in given and not has_levels(config.neuron):
+        config.spike_levels = None  # int → lif: the levels go with the neuron
+    try:
+        config.spike_levels = resolve_spike_levels(config.neuron, config.spike_levels)
+    except ValueError as e:
+        raise SpikeBertError(f"{init}: {e}") from None
 
 
 def _train_parts(tokenizer, train: TaskData, augmented: list[str], max_length: int) -> tuple[Encoded, list[list[int]]]:

@@ -1,11 +1,14 @@
 """What every spiking part shares: a named neuron group that tells its listeners what it emitted,
 and a neuron base with SpikingJelly's three steps (charge, fire, reset), with a registry by name.
 
-A **neuron group** (:class:`SpikeSource`) is any module whose output is spikes ``[T, B, L, ...]``
-of exactly 0 and 1; it carries the group's name (``layer0.q``, ``embed``, ...) and calls each of
-its ``listeners`` with ``(name, spikes, mask)`` after it fires. The model declares its groups
-(``model.neuron_groups()``); the spike recorder, the firing-rate penalty, the rasters and the
-energy count attach listeners to them. Nothing looks a neuron up by its class.
+A **neuron group** (:class:`SpikeSource`) is any module whose output is spikes ``[T, B, L, ...]``;
+it carries the group's name (``layer0.q``, ``embed``, ...) and calls each of its ``listeners``
+with ``(name, levels, mask)`` after it fires. ``levels`` are the spikes' magnitudes |s|, whole
+numbers >= 0: 0 and 1 for a binary neuron (then they are the spikes themselves), 0..D for the
+``int`` neuron, 1 for either sign of the ``bispike`` neuron (whose learned amplitude is a scale
+folded into the next layer, not a level); a level of k is k accumulates downstream. The model
+declares its groups (``model.neuron_groups()``); the spike recorder, the firing-rate penalty, the
+rasters and the energy count attach listeners to them. Nothing looks a neuron up by its class.
 
 A **neuron** (:class:`Neuron`) is a group with a membrane: per step (SpikingJelly's ``BaseNode``)
 
@@ -13,11 +16,17 @@ A **neuron** (:class:`Neuron`) is a group with a membrane: per step (SpikingJell
     s[t] = fire(h[t]) = H(h[t] - threshold)       # a spike at h >= threshold (surrogate backward)
     v[t] = reset(h[t], s[t]) = h[t] · (1 - s[t])  # hard reset to 0 (the spike detached if asked)
 
-:meth:`Neuron.multi_step` runs that loop with autograd over the leading time dimension; a neuron
-may override it with a fused path (the LIF does, :mod:`.lif`). A new neuron is a subclass that
-writes :meth:`Neuron.charge` (and any parameter it reads from the config, ``config_params``),
-registered with ``@register_neuron("name")``; ``SpikeBertConfig(neuron="name")`` then builds the
-model with it. The membrane starts at 0 in every call: no state leaks from one batch to the next.
+and :meth:`Neuron.magnitude` gives the levels |s[t]| the listeners hear (the spikes themselves
+unless a neuron fires negative spikes). :meth:`Neuron.multi_step` runs that loop with autograd
+over the leading time dimension; a neuron may override it with a fused path (the LIF does,
+:mod:`.lif`). A new neuron is a subclass that writes :meth:`Neuron.charge` (and any parameter it
+reads from the config, ``config_params``), registered with ``@register_neuron("name")``;
+``SpikeBertConfig(neuron="name")`` then builds the model with it. A neuron with several spike
+levels reads ``spike_levels`` (it names it in ``config_params``); one with a learned output scale
+returns it from :meth:`Neuron.gain` (it multiplies what :meth:`Neuron.forward` returns;
+``scaled=False`` leaves it to the caller). :mod:`.multilevel` has the two neurons beyond one bit,
+``int`` and ``bispike``. The membrane starts at 0 in every call: no state leaks from one batch to
+the next.
 """
 
 from __future__ import annotations
@@ -83,23 +92,45 @@ class Neuron(SpikeSource):
     def reset(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return h * (1.0 - (s.detach() if self.detach_reset else s))
 
-    def forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
+    def gain(self) -> torch.Tensor | None:
+        """The learned scale of the neuron's output (the ``bispike`` amplitude), or None."""
+        return None
+
+    def magnitude(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The levels |s| of spikes ``s`` fired at membrane ``h``, with their surrogate gradient:
+        ``s`` itself for a neuron whose spikes are never negative."""
+        return s
+
+    def forward_autograd(self, x: torch.Tensor, levels: bool = False):
         """charge → fire → reset at every step, as a plain autograd loop (the reference a fused
-        path is tested against)."""
+        path is tested against); with ``levels`` also the levels |s| (:meth:`magnitude`)."""
         v = torch.zeros_like(x[0])
-        out = []
+        out, mags = [], []
         for t in range(x.shape[0]):
             h = self.charge(v, x[t])
             s = self.fire(h)
             out.append(s)
+            if levels:
+                mags.append(self.magnitude(h, s))
             v = self.reset(h, s)
-        return torch.stack(out)
+        return (torch.stack(out), torch.stack(mags)) if levels else torch.stack(out)
 
     def multi_step(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_autograd(x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.emit(self.multi_step(x), mask)
+    def spikes_and_levels(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spikes of every step and their levels |s| (the same tensor for a neuron whose
+        spikes are never negative)."""
+        s = self.multi_step(x)
+        return s, s
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, scaled: bool = True) -> torch.Tensor:
+        """Fire over the T steps, tell the listeners the levels, return the spikes (times the
+        amplitude, when the neuron has one and ``scaled``)."""
+        s, levels = self.spikes_and_levels(x)
+        self.emit(levels, mask)
+        gain = self.gain() if scaled else None
+        return s if gain is None else s * gain
 
 
 NEURONS: dict[str, type[Neuron]] = {}
@@ -120,6 +151,11 @@ def get_neuron(name: str) -> type[Neuron]:
         return NEURONS[name]
     except KeyError:
         raise ValueError(f"unknown neuron {name!r}; choose from {', '.join(NEURONS)}") from None
+
+
+def has_levels(name: str) -> bool:
+    """Whether the neuron ``name`` reads ``spike_levels`` (the ``int`` neuron)."""
+    return "spike_levels" in get_neuron(name).config_params
 
 
 @register_neuron("if")

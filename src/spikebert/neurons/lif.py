@@ -30,18 +30,29 @@ from spikebert.neurons.surrogate import Surrogate
 TAU = 2.0  # the membrane time constant's default (SpikeBertConfig takes it from here)
 
 
-def lif_forward(x, tau: float, threshold: float):
-    """Spikes and membrane potentials (before reset) of every step."""
+def leaky_forward(x, tau: float, fire_reset, *params):
+    """The leaky charge of every step, then ``fire_reset(h, *params) -> (spikes, v)``: spikes and
+    membrane potentials (before reset) of every step. Written for ``torch.compile`` to fuse (the
+    step function is inlined); :mod:`.multilevel`'s neurons share it."""
     decay = 1.0 / tau
     v = torch.zeros_like(x[0])
     h_all = torch.empty_like(x)
     spikes = torch.empty_like(x)
     for t in range(x.shape[0]):
         h = v + (x[t] - v) * decay
-        s = (h >= threshold).to(x.dtype)
+        s, v = fire_reset(h, *params)
         h_all[t], spikes[t] = h, s
-        v = h * (1.0 - s)
     return spikes, h_all
+
+
+def _lif_step(h, threshold: float):
+    s = (h >= threshold).to(h.dtype)
+    return s, h * (1.0 - s)
+
+
+def lif_forward(x, tau: float, threshold: float):
+    """Spikes and membrane potentials (before reset) of every step."""
+    return leaky_forward(x, tau, _lif_step, threshold)
 
 
 def lif_backward(grad_spikes, h_all, tau: float, threshold: float, surrogate_grad, alpha: float, detach_reset: bool):
@@ -64,8 +75,9 @@ BACKEND_ENV = "SPIKEBERT_NEURON_BACKEND"
 _compiled: dict = {}
 
 
-def kernels(device_type: str):
-    """The forward and backward loops for a device: plain PyTorch, or fused by ``torch.compile``.
+def backend_kernels(name: str, forward, backward, device_type: str):
+    """A neuron's forward and backward loops for a device: plain PyTorch, or fused by
+    ``torch.compile`` (compiled once per ``name``).
 
     ``SPIKEBERT_NEURON_BACKEND``: ``auto`` (default: compiled on CUDA, where it fuses the per-step
     element-wise kernels; eager on CPU, where compiling costs seconds to minutes per new shape
@@ -74,11 +86,15 @@ def kernels(device_type: str):
     if choice not in ("auto", "compile", "eager"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compile or eager, not {choice!r}")
     if choice == "eager" or (choice == "auto" and device_type != "cuda"):
-        return lif_forward, lif_backward
-    if not _compiled:
-        _compiled["f"] = torch.compile(lif_forward, dynamic=True)
-        _compiled["b"] = torch.compile(lif_backward, dynamic=True)
-    return _compiled["f"], _compiled["b"]
+        return forward, backward
+    if name not in _compiled:
+        _compiled[name] = (torch.compile(forward, dynamic=True), torch.compile(backward, dynamic=True))
+    return _compiled[name]
+
+
+def kernels(device_type: str):
+    """The LIF's forward and backward loops for a device (:func:`backend_kernels`)."""
+    return backend_kernels("lif", lif_forward, lif_backward, device_type)
 
 
 class MultiStepLIF(torch.autograd.Function):

@@ -1,13 +1,16 @@
 """Listening to neuron groups: firing rates over real tokens, counted or differentiable.
 
 A listener is any callable ``listener(name, spikes, mask)`` attached to the model's declared
-neuron groups (``with model.listen(listener): ...``); ``spikes`` is ``[T, B, L, D]`` or
+neuron groups (``with model.listen(listener): ...``); ``spikes`` are the group's spike levels
+(|s|, whole numbers >= 0: 0/1 for a binary neuron, 0..D for ``int``; see
+:mod:`spikebert.neurons.base`), ``[T, B, L, D]`` or
 ``[T, B, heads, L, Dh]``, ``mask`` ``[B, L]`` (1 for a real token) or None. Padded tokens never
 count: a sentence's rates are the same alone and in a padded batch.
 
-- :class:`SpikeRecorder` counts spikes and neuron-steps per group (floats, no gradient): the
-  firing rates of ``model.record_spikes()``, the energy report and ``spikebert inspect``.
-- :class:`RateMeter` keeps each group's spikes per sentence and firing rate as tensors that
+- :class:`SpikeRecorder` counts spike levels, non-zero outputs and neuron-steps per group (floats,
+  no gradient): the firing rates (mean level per neuron and step) and non-zero shares of
+  ``model.record_spikes()``, the energy report and ``spikebert inspect``.
+- :class:`RateMeter` keeps each group's spike levels per sentence and firing rate as tensors that
   back-propagate through the surrogate gradient: the model's ``spike_rate`` output, for a
   firing-rate penalty, and the differentiable energy estimate, for an energy penalty.
 """
@@ -52,22 +55,35 @@ class MaskedSum(torch.autograd.Function):
 
 
 class SpikeRecorder:
-    """Per named neuron group: spikes emitted and neuron-steps observed, over real tokens only."""
+    """Per named neuron group, over real tokens only: the sum of spike levels (``spikes``: a
+    level of k counts k), the neuron-steps with a non-zero output (``nonzero``) and the
+    neuron-steps observed (``slots``)."""
 
     def __init__(self):
         self.spikes: dict[str, float] = {}
+        self.nonzero: dict[str, float] = {}
         self.slots: dict[str, float] = {}
 
     @torch.no_grad()
     def record(self, name: str, spikes: torch.Tensor, mask: torch.Tensor | None):
-        total = spikes.sum() if mask is None else (spikes * token_mask(mask, spikes)).sum()
+        m = None if mask is None else token_mask(mask, spikes)
+        total = spikes.sum() if m is None else (spikes * m).sum()
+        fired = (spikes > 0).to(spikes.dtype)
+        fired = fired.sum() if m is None else (fired * m).sum()
         self.spikes[name] = self.spikes.get(name, 0.0) + total.item()
+        self.nonzero[name] = self.nonzero.get(name, 0.0) + fired.item()
         self.slots[name] = self.slots.get(name, 0.0) + real_slots(spikes, mask)
 
     __call__ = record
 
     def rates(self) -> dict[str, float]:
+        """Each group's firing rate: the mean spike level per neuron and step (for a binary
+        neuron, the share of neuron-steps that spike)."""
         return {k: (self.spikes[k] / self.slots[k] if self.slots[k] else 0.0) for k in self.spikes}
+
+    def nonzero_shares(self) -> dict[str, float]:
+        """Each group's share of neuron-steps whose output is not zero (its rate, when binary)."""
+        return {k: (self.nonzero[k] / self.slots[k] if self.slots[k] else 0.0) for k in self.spikes}
 
 
 class RateMeter:

@@ -1,4 +1,4 @@
-"""Theoretical energy of a SpikeBERT model against a BERT, from counted operations.
+"""The counting rules of the energy estimate: a SpikeBERT model against a BERT, from counted operations.
 
 Operations are counted per sentence at its real (unpadded) token count L, then averaged over the
 sentences. Energy = MACs × E_MAC + ACs × E_AC with E_MAC = 4.6 pJ and E_AC = 0.9 pJ (32-bit float
@@ -18,9 +18,19 @@ the paper's BERT figure.
 
 SNN (SpikeBERT: T time steps, width d, MLP width f, C classes). Spikes are measured per sentence
 by listening to the neuron groups the model declares (``model.neuron_groups()``); Σg is group g's
-spike count over all T steps, real tokens and channels. An operation with a spike operand
-accumulates instead of multiplying: every spike (a 1 at some step, token and channel) adds one
-weight or value to each of its fan-out outputs, so ACs = Σ(operand) × fan-out. Per block i:
+sum of spike levels |s| over all T steps, real tokens and channels. An operation with a spike
+operand accumulates instead of multiplying: every spike (a 1 at some step, token and channel) adds
+one weight or value to each of its fan-out outputs, so ACs = Σ(operand) × fan-out.
+
+**Spikes beyond one bit** (:mod:`spikebert.neurons.multilevel`) are counted by their level: an
+``int`` spike of k (0..D) is k binary spikes (the virtual steps it stands for), k accumulates per
+fan-out output; a ``bispike`` spike of -1 costs what +1 does (adding or subtracting is one
+accumulate: a sign costs nothing extra), and its learned amplitude α is a scale folded into the
+next layer's weights (αW, or into the attention scale), so it costs nothing either. Neurons hand
+their listeners exactly these levels |s|, so every formula below holds as written, for every
+neuron, and so do the firing rates (a rate is the mean level per neuron and step). Where a residual
+stream sums spikes of groups with different amplitudes, a chip keeps one folded weight copy per
+amplitude (memory, not operations). Per block i:
 
     Q·Kᵀ        spike operand Q, fan-out L (one score per real key)       ACs  ΣQ·L
     (QKᵀ)·V     spike operand V, fan-out L (one output per real query)    ACs  ΣV·L
@@ -88,18 +98,13 @@ model assumes for neuromorphic hardware.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from spikebert.data.batching import MAX_LENGTH, Encoded, make_loader, pad_id, tokenize
 from spikebert.errors import SpikeBertError
 from spikebert.neurons.encoding import INPUT_GROUP
-from spikebert.neurons.recording import RateMeter, per_sentence, token_mask
-from spikebert.predict import BATCH_SIZE
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -111,8 +116,6 @@ HEADLINE_WHY = ("the strict rule follows each operand to the operation a spike-d
                 "later block, so it favours real input")
 PAPER_FIGURES = {"snn_energy_mj": 14.30, "ann_energy_mj": 51.41, "energy_ratio": 14.30 / 51.41,
                  "source": "SpikeBERT (arXiv 2308.15122): a 12 × 768 SpikeBERT against BERT-base, paper's convention"}
-CPU_NOTE = ("wall-clock time on this CPU, where spikes run as dense float matmuls: a CPU is not "
-            "neuromorphic hardware, so it shows none of the energy saving estimated above")
 # the spiking groups of a block whose spikes the count reads (k: the second operand of Q·Kᵀ)
 ROLES = ("q", "v", "attn", "out", "mlp1", "mlp2")
 
@@ -260,252 +263,3 @@ def snn_ops(config, lengths, sums: dict, convention: str = HEADLINE) -> tuple[li
         layers.append(spike_ops + _residual_fed(convention, i, L, d, f, T, stream, s["out"], spike_input))
         stream = stream + s["out"] + s["mlp2"]
     return layers, Ops(float(len(L) * T * d * config.num_labels))
-
-
-def energy_ratio_estimate(model, attention_mask: torch.Tensor, meter: RateMeter) -> torch.Tensor:
-    """The batch's energy by the strict rule as a fraction of a BERT of the teacher's width at the
-    student's depth (:meth:`AnnShape.reference_for`: the MiniLM teacher's own shape), a tensor
-    that back-propagates through the spike counts ``meter`` heard in the forward call: what an
-    energy penalty (``LossWeights.energy``) lowers. With the same texts it is the
-    ``energy_ratio`` that :func:`measure` reports without a teacher."""
-    lengths = attention_mask.sum(1)
-    snn = sum(*snn_ops(model.config, lengths, meter.totals, "strict"))
-    ann = sum(*ann_ops(AnnShape.reference_for(model.config), lengths.tolist()))
-    return snn.energy_mj() / ann.energy_mj()
-
-
-def _batches(tokenizer, texts, batch_size: int, max_length: int) -> list[dict]:
-    ids = tokenize(tokenizer, texts, max_length=max_length)
-    return list(make_loader(Encoded(ids, pad_token_id=pad_id(tokenizer)), batch_size, shuffle=False))
-
-
-@torch.no_grad()
-def ms_per_sentence(model, batches: list[dict], desc: str) -> float:
-    """Wall-clock inference time per sentence over ``batches`` (after one warm-up batch)."""
-    model.eval()
-    model(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
-    n, start = 0, time.perf_counter()
-    for b in tqdm(batches, desc=desc, disable=None, leave=False):
-        model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-        n += len(b["input_ids"])
-    return (time.perf_counter() - start) * 1000.0 / n
-
-
-@torch.no_grad()
-def count_spikes(model, batches: list[dict], n: int):
-    """One pass over ``batches``: each sentence's length, spike count per declared neuron group and
-    predicted class, and the :class:`SpikeRecorder` of the whole pass (firing rates)."""
-    lengths, preds = np.zeros(n), np.zeros(n, dtype=np.int64)
-    sums = {name: np.zeros(n) for name in model.neuron_groups()}
-    index = None
-
-    def add(name, spikes, mask):
-        sums[name][index] += per_sentence(spikes if mask is None else spikes * token_mask(mask, spikes)).numpy()
-
-    model.eval()
-    with model.record_spikes() as rec, model.listen(add):
-        for b in tqdm(batches, desc="counting spikes", disable=None, leave=False):
-            index = b["index"].numpy()
-            lengths[index] = b["attention_mask"].sum(1).numpy()
-            preds[index] = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.argmax(-1).numpy()
-    return lengths, sums, preds, rec
-
-
-def split_group(name: str) -> tuple[str, str]:
-    """``layer0.q`` → (``layer0``, ``q``); a group of its own, such as ``embed``, → (``embed``, ``embed``)."""
-    row, _, group = name.partition(".")
-    return row, group or name
-
-
-def firing_rates(rec, names) -> dict[str, dict[str, float]]:
-    """The recorder's rates nested by row (``embed``, ``layer{i}``) and group, in declared order."""
-    rates, nested = rec.rates(), {}
-    for name in names:
-        row, group = split_group(name)
-        nested.setdefault(row, {})[group] = rates.get(name, 0.0)
-    return nested
-
-
-def _pooled_rate(rec, names) -> float:
-    slots = sum(rec.slots.get(k, 0.0) for k in names)
-    return sum(rec.spikes.get(k, 0.0) for k in names) / slots if slots else 0.0
-
-
-def _ops_cells(prefix: str, o: Ops, e_mac: float, e_ac: float) -> dict:
-    return {f"{prefix}_macs": o.macs, f"{prefix}_acs": o.acs, f"{prefix}_energy_mj": o.energy_mj(e_mac, e_ac)}
-
-
-def _layer_rows(snn: dict, ann: tuple, rec, groups: list[str], n: int, e_mac: float, e_ac: float) -> list[dict]:
-    """Per layer (and the head), per sentence: the strict (``snn_*``) and paper (``paper_*``)
-    counts and the ANN's; a layer's firing rate pools its groups."""
-    (s_layers, s_head), (p_layers, p_head), (a_layers, a_head) = snn["strict"], snn["paper"], ann
-    rows = []
-    for i in range(max(len(s_layers), len(a_layers))):
-        row = {"layer": f"layer{i}"}
-        if i < len(s_layers):
-            row["firing_rate"] = _pooled_rate(rec, [g for g in groups if split_group(g)[0] == f"layer{i}"])
-            row.update(_ops_cells("snn", s_layers[i] / n, e_mac, e_ac))
-            row.update(_ops_cells("paper", p_layers[i] / n, e_mac, e_ac))
-        if i < len(a_layers):
-            row.update(ann_macs=a_layers[i].macs / n, ann_energy_mj=(a_layers[i] / n).energy_mj(e_mac, e_ac))
-        rows.append(row)
-    rows.append({"layer": "head", **_ops_cells("snn", s_head / n, e_mac, e_ac),
-                 **_ops_cells("paper", p_head / n, e_mac, e_ac),
-                 "ann_macs": a_head.macs / n, "ann_energy_mj": (a_head / n).energy_mj(e_mac, e_ac)})
-    return rows
-
-
-def _totals(cfg, lengths, sums, shape: AnnShape, e_mac: float, e_ac: float) -> dict:
-    """Every convention's SNN total and the two ANN totals (the reference, BERT-base), per sentence."""
-    n = len(lengths)
-    snn = {c: snn_ops(cfg, lengths, sums, c) for c in CONVENTIONS}
-    ann = ann_ops(shape, lengths)
-    ann_total = sum(ann[0], ann[1]) / n
-    base = AnnShape.bert_base(cfg.num_labels)
-    base_layers, base_head = ann_ops(base, lengths)
-    base_total = sum(base_layers, base_head) / n
-    ann_mj, base_mj = ann_total.energy_mj(e_mac, e_ac), base_total.energy_mj(e_mac, e_ac)
-    conventions = {}
-    for c, (layers, head) in snn.items():
-        total = sum(layers, head) / n
-        mj = total.energy_mj(e_mac, e_ac)
-        conventions[c] = {"macs": total.macs, "acs": total.acs, "energy_mj": mj, "energy_ratio": mj / ann_mj,
-                          "bert_base_ratio": mj / base_mj}
-    bert_base = {"layers": base.layers, "hidden": base.hidden, "intermediate": base.intermediate,
-                 "macs": base_total.macs, "energy_mj": base_mj}
-    return {"snn": snn, "ann": ann, "ann_total": ann_total, "ann_mj": ann_mj, "conventions": conventions,
-            "bert_base": bert_base}
-
-
-def _check_request(cfg, texts, batch_size: int, max_length: int):
-    if not texts:
-        raise SpikeBertError("no texts to measure")
-    if batch_size < 1:
-        raise SpikeBertError(f"batch size must be >= 1 (got {batch_size})")
-    if max_length > cfg.max_position_embeddings:
-        raise SpikeBertError(f"max length {max_length} exceeds the model's {cfg.max_position_embeddings} positions")
-
-
-def _timing(model, ann, shape: AnnShape, batches, ann_batches, batch_size: int, max_length: int) -> dict:
-    if ann is None:
-        from transformers import BertForSequenceClassification
-
-        ann = BertForSequenceClassification(shape.bert_config(model.config.vocab_size, max(512, max_length)))
-    return {"snn_ms_per_sentence": ms_per_sentence(model, batches, "timing SNN"),
-            "ann_ms_per_sentence": ms_per_sentence(ann, ann_batches, "timing ANN"),
-            "batch_size": batch_size, "threads": torch.get_num_threads(), "note": CPU_NOTE}
-
-
-def measure(model, tokenizer, texts: list[str], labels: list[int] | None = None, ann=None, ann_tokenizer=None,
-            batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ,
-            timing: bool = True, reference: str = "") -> dict:
-    """Firing rates, operation counts (every convention of the module docstring), energies and CPU
-    times of a SpikeBERT ``model`` on ``texts`` against ``ann`` (a loaded BERT classifier) or,
-    without one, a BERT of the teacher's shape; and against a BERT-base on the same texts."""
-    cfg, n = model.config, len(texts)
-    _check_request(cfg, texts, batch_size, max_length)
-    batches = _batches(tokenizer, texts, batch_size, max_length)
-    lengths, sums, preds, rec = count_spikes(model, batches, n)
-    groups = list(model.neuron_groups())
-    shape = AnnShape.of(ann.config) if ann is not None else AnnShape.reference_for(cfg)
-    t = _totals(cfg, lengths, sums, shape, e_mac, e_ac)
-    strict, dense = t["conventions"]["strict"], t["conventions"]["dense_residual"]
-    report = {
-        "n": n, "tokens_per_sentence": float(lengths.mean()), "time_steps": cfg.time_steps,
-        "input_encoding": cfg.input_encoding, "neuron": cfg.neuron, "e_mac_pj": e_mac, "e_ac_pj": e_ac,
-        "snn_energy_mj": strict["energy_mj"], "ann_energy_mj": t["ann_mj"], "energy_ratio": strict["energy_ratio"],
-        "snn": {k: strict[k] for k in ("macs", "acs", "energy_mj")},
-        "snn_dense_residual": {k: dense[k] for k in ("macs", "acs", "energy_mj", "energy_ratio")},
-        "conventions": t["conventions"], "headline": {"convention": HEADLINE, "why": HEADLINE_WHY},
-        "ann": {"macs": t["ann_total"].macs, "energy_mj": t["ann_mj"],
-                "reference": reference or "BERT of the teacher's shape", "layers": shape.layers,
-                "hidden": shape.hidden, "intermediate": shape.intermediate},
-        "bert_base": t["bert_base"], "paper_figures": dict(PAPER_FIGURES),
-        "firing_rate": _pooled_rate(rec, groups), "firing_rates": firing_rates(rec, groups),
-        "group_firing_rates": {g: rec.rates().get(g, 0.0) for g in groups},
-        "layers": _layer_rows(t["snn"], t["ann"], rec, groups, n, e_mac, e_ac),
-    }
-    if labels is not None and len(labels) == n and max(labels) < cfg.num_labels:
-        report["accuracy"] = float((preds == np.asarray(labels)).mean())
-    if timing:
-        ann_batches = batches if ann_tokenizer is None else _batches(ann_tokenizer, texts, batch_size, max_length)
-        report["timing"] = _timing(model, ann, shape, batches, ann_batches, batch_size, max_length)
-    return report
-
-
-def _plot_rates(r: dict, path) -> None:
-    import matplotlib.pyplot as plt
-
-    rows = list(r["firing_rates"])
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4.5))
-    w = 0.8 / max(len(r["firing_rates"][row]) for row in rows)
-    colors: dict[str, str] = {}  # one colour a group, labelled once
-    for i, row in enumerate(rows):  # each row's groups centred on it
-        rates = r["firing_rates"][row]
-        for k, (g, rate) in enumerate(rates.items()):
-            new = g not in colors
-            colors.setdefault(g, f"C{len(colors) % 10}")
-            ax.bar(x[i] + (k - (len(rates) - 1) / 2) * w, rate, w, color=colors[g], label=g if new else None)
-    ax.set_xticks(x, rows)
-    ax.set_ylabel("firing rate (spikes per neuron and step)")
-    ax.set_title(f"Firing rates over {r['n']} sentences (T = {r['time_steps']}, {r['input_encoding']} input)")
-    ax.legend(ncol=len(colors), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plot_energy(r: dict, path) -> None:
-    """Per layer: the strict and the paper's SNN counts (MACs and ACs stacked) beside the ANN's;
-    in total: both conventions, the ANN and their ratios, with BERT-base and the paper's figures."""
-    import matplotlib.pyplot as plt
-
-    rows, em, ea = r["layers"], r["e_mac_pj"] * 1e-9, r["e_ac_pj"] * 1e-9
-    x = np.arange(len(rows))
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(10, 1.3 * len(rows) + 6), 4.8),
-                                  gridspec_kw={"width_ratios": [3, 1]})
-    for k, (prefix, label, colors) in enumerate((("snn", "SNN strict", ("tab:orange", "gold")),
-                                                 ("paper", "SNN paper's", ("tab:green", "yellowgreen")))):
-        macs = [row.get(f"{prefix}_macs", 0) * em for row in rows]
-        ax.bar(x - 0.27 + 0.27 * k, macs, 0.27, label=f"{label}, MACs", color=colors[0])
-        ax.bar(x - 0.27 + 0.27 * k, [row.get(f"{prefix}_acs", 0) * ea for row in rows], 0.27, bottom=macs,
-               label=f"{label}, ACs", color=colors[1])
-    ax.bar(x + 0.27, [row.get("ann_energy_mj", 0) for row in rows], 0.27, label="ANN", color="tab:blue")
-    ax.set_xticks(x, [row["layer"] for row in rows])
-    ax.set_ylabel("energy per sentence (mJ)")
-    ax.legend(fontsize=8)
-    c = r["conventions"]
-    ax2.bar(["strict", "paper's", "ANN"], [c["strict"]["energy_mj"], c["paper"]["energy_mj"], r["ann_energy_mj"]],
-            color=["tab:orange", "tab:green", "tab:blue"])
-    ax2.set_title(f"SNN / ANN: strict {c['strict']['energy_ratio']:.1%} (headline),\n"
-                  f"paper's convention {c['paper']['energy_ratio']:.1%}", fontsize=9)
-    fig.suptitle(f"Estimated energy (E_MAC {r['e_mac_pj']} pJ, E_AC {r['e_ac_pj']} pJ), {r['input_encoding']} input, "
-                 f"{r['n']} sentences, {r['tokens_per_sentence']:.1f} tokens on average")
-    p = r["paper_figures"]
-    notes = [f"Against BERT-base (12 × 768) on these texts: strict {c['strict']['bert_base_ratio']:.2%}, paper's "
-             f"{c['paper']['bert_base_ratio']:.2%}; the paper: {p['snn_energy_mj']:.2f} vs {p['ann_energy_mj']:.2f} mJ "
-             f"= {p['energy_ratio']:.1%}."]
-    if "timing" in r:
-        t = r["timing"]
-        notes.append(f"CPU: SNN {t['snn_ms_per_sentence']:.1f} ms, ANN {t['ann_ms_per_sentence']:.1f} ms per "
-                     "sentence. A CPU is not neuromorphic hardware: it runs spikes as dense matmuls.")
-    fig.text(0.01, 0.01, "\n".join(notes), fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def save_plots(r: dict, output) -> list[str]:
-    """``firing_rates.png`` (per neuron group) and ``energy.png`` (both conventions against the
-    ANN) in ``output``."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    _plot_rates(r, out / "firing_rates.png")
-    _plot_energy(r, out / "energy.png")
-    return [str(out / "firing_rates.png"), str(out / "energy.png")]
