@@ -28,33 +28,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from spikebert.errors import SpikeBertError, first_line
-from spikebert.training.manifest import MANIFEST, no_space, remove_manifest, verify, write_manifest
+from spikebert.training.manifest import (MANIFEST, atomic_write_bytes, atomic_write_text, no_space, remove_manifest,  # noqa: F401
+                                         verify, write_manifest)
 
 KEEP_CHECKPOINTS = 2  # the newest checkpoint and one to fall back to (--keep-checkpoints)
-
-
-def atomic_write_bytes(path: Path, data: bytes):
-    """Write ``path`` through a temporary file renamed into place: readers see the old file or the
-    new one, never a part. The file gets the usual permissions (mkstemp's are owner-only)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)
-        with no_space(path), os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str):
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, obj):

@@ -21,6 +21,7 @@ import errno
 import hashlib
 import json
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,6 +44,30 @@ def digest(path: Path, algorithm: str = ALGORITHM) -> str:
     return h.hexdigest()
 
 
+def atomic_write_bytes(path: Path, data: bytes):
+    """Write ``path`` through a temporary file renamed into place: readers see the old file or the
+    new one, never a part. The file gets the usual permissions (mkstemp's are owner-only)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)
+        with no_space(path), os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def _entry(path: Path) -> dict:
     return {"size": path.stat().st_size, ALGORITHM: digest(path)}
 
@@ -50,8 +75,6 @@ def _entry(path: Path) -> dict:
 def write_manifest(folder, files, name: str = MANIFEST) -> Path:
     """Write ``folder/name`` covering ``files`` (names relative to ``folder``), after they are
     complete. Returns its path."""
-    from spikebert.training.checkpoint import atomic_write_text
-
     folder = Path(folder)
     entries = {str(f): _entry(folder / f) for f in sorted(set(map(str, files)))}
     path = folder / name
