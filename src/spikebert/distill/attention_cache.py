@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikebert.distill.teacher_cache import (CACHE_FOLDER, CACHE_VERSION, DTYPES, ids_digest, padded_batches,
-                                             publish_folder, remove_stale_builds, temporary_folder)
-from spikebert.training.manifest import no_space_error, usable_cache, verify
+from spikebert.distill.teacher_cache import (CACHE_FOLDER, CACHE_VERSION, DTYPES, building, ids_digest,
+                                             padded_batches, publish_folder, remove_stale_builds)
+from spikebert.training.manifest import usable_cache, verify
 
 
 def attention_key(teacher: dict, input_ids: list[list[int]], max_length: int, layers: tuple[int, ...],
@@ -78,8 +78,7 @@ def build_attention_part(teacher, input_ids: list[list[int]], pad_token_id: int,
     device = device or next(teacher.parameters()).device
     lengths = [len(x) for x in input_ids]
     offsets = squares(input_ids)
-    tmp = temporary_folder(folder)
-    try:
+    with building(folder) as tmp:
         heads = teacher.config.num_attention_heads
         maps = np.lib.format.open_memmap(tmp / "attentions.npy", mode="w+", dtype=np.dtype(dtype),
                                          shape=(int(offsets[-1]), len(layers), heads))
@@ -98,10 +97,6 @@ def build_attention_part(teacher, input_ids: list[list[int]], pad_token_id: int,
         seconds = time.monotonic() - t0
         publish_folder(tmp, folder, {**meta, "layers": list(layers), "dtype": dtype, "texts": len(input_ids),
                                      "squares": int(offsets[-1]), "seconds": round(seconds, 2)})
-    except OSError as e:  # a full disk: one clear error (the temporary folder goes)
-        raise no_space_error(e, folder.parent) or e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return AttentionPart(folder, built=True, seconds=seconds)
 
 

@@ -54,6 +54,7 @@ import os
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,19 @@ def temporary_folder(folder: Path) -> Path:
     return tmp
 
 
+@contextmanager
+def building(folder: Path):
+    """A fresh temporary folder for the part ``folder`` (:func:`temporary_folder`), removed
+    whatever happens (once published it is gone already); a full disk is one clear error."""
+    tmp = temporary_folder(folder)
+    try:
+        yield tmp
+    except OSError as e:
+        raise no_space_error(e, folder.parent) or e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def publish_folder(tmp: Path, folder: Path, meta: dict) -> None:
     """Write ``meta.json``, then the manifest of every file (:mod:`spikebert.training.manifest`),
     last into ``tmp`` and rename it into place as ``folder``."""
@@ -187,8 +201,7 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
     lengths = [len(x) for x in input_ids]
     offsets = np.zeros(len(input_ids) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tmp = temporary_folder(folder)
-    try:
+    with building(folder) as tmp:
         hidden = None
         if layers:
             width = teacher.config.hidden_size
@@ -213,10 +226,6 @@ def build_part(teacher, input_ids: list[list[int]], pad_token_id: int, layers: t
         seconds = time.monotonic() - t0
         publish_folder(tmp, folder, {**meta, "layers": list(layers), "dtype": dtype, "texts": len(input_ids),
                                      "tokens": int(offsets[-1]), "seconds": round(seconds, 2)})
-    except OSError as e:  # a full disk: one clear error (the temporary folder goes)
-        raise no_space_error(e, folder.parent) or e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     part = open_part(folder)
     part.built, part.seconds = True, seconds
     return part

@@ -28,8 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from spikebert.errors import SpikeBertError, first_line
-from spikebert.training.manifest import (MANIFEST, atomic_write_bytes, atomic_write_text, no_space, remove_manifest,  # noqa: F401
-                                         verify, write_manifest)
+from spikebert.training.manifest import MANIFEST, atomic_write_text, no_space, remove_manifest, verify, write_manifest
 
 KEEP_CHECKPOINTS = 2  # the newest checkpoint and one to fall back to (--keep-checkpoints)
 

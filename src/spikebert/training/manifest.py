@@ -12,7 +12,9 @@ model folders (``manifest.json``; ``metrics.json`` is added when the job finishe
 caches (``teacher-outputs/KEY/manifest.json``), augmented-text caches
 (``augmented-KEY.manifest.json`` beside the ``.jsonl``) and tokenised corpora.
 
-:func:`no_space` turns a full disk met while writing into one clear error naming the place.
+:func:`atomic_write_bytes` and :func:`atomic_write_text` write a file whole or not at all (a
+temporary file renamed into place); :func:`no_space` turns a full disk met while writing into one
+clear error naming the place.
 """
 
 from __future__ import annotations
