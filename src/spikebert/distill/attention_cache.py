@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from spikebert.distill.teacher_cache import (CACHE_FOLDER, CACHE_VERSION, DTYPES, building, ids_digest,
+from spikebert.distill.teacher_cache import (CACHE_FOLDER, CACHE_VERSION, DTYPES, building, has_room, ids_digest,
                                              padded_batches, publish_folder, remove_stale_builds)
 from spikebert.training.manifest import usable_cache, verify
 
@@ -155,10 +154,7 @@ def cached_attentions(teacher, teacher_id: dict, parts: list[list[list[int]]], p
             return None
         base.mkdir(parents=True, exist_ok=True)
         need = needed_bytes(ids, layers, teacher.config.num_attention_heads, dtype)
-        free = shutil.disk_usage(base).free
-        if free < need + (256 << 20):
-            log(f"teacher attentions not cached: {need / 1e6:.0f} MB needed in {base}, {free / 1e6:.0f} MB free; "
-                "the teacher runs live on every batch")
+        if not has_room(base, need, "teacher attentions", log):
             return None
         log(f"teacher attentions of {len(ids)} texts -> {folder} ({need / 1e6:.0f} MB)")
         done.append(build_attention_part(teacher, ids, pad_token_id, layers, folder,

@@ -253,6 +253,17 @@ def remove_stale_builds(base: Path) -> list[Path]:
     return gone
 
 
+def has_room(base: Path, need: int, what: str, log=print) -> bool:
+    """Whether ``base`` has room for ``need`` bytes and 256 MB to spare; says so when it has not
+    (the caller then runs the teacher live)."""
+    free = shutil.disk_usage(base).free
+    if free < need + (256 << 20):
+        log(f"{what} not cached: {need / 1e6:.0f} MB needed in {base}, {free / 1e6:.0f} MB free; "
+            "the teacher runs live on every batch")
+        return False
+    return True
+
+
 def needed_bytes(input_ids: list[list[int]], layers: tuple[int, ...], width: int, classes: int, dtype: str) -> int:
     tokens = sum(len(x) for x in input_ids)
     return tokens * len(layers) * width * np.dtype(dtype).itemsize + len(input_ids) * (classes * 4 + 8) + 4096
@@ -327,10 +338,7 @@ def cached_teacher(teacher, teacher_id: dict, parts: list[list[list[int]]], pad_
                 return None
             base.mkdir(parents=True, exist_ok=True)
             need = needed_bytes(ids, layers, teacher.config.hidden_size, teacher.config.num_labels, dtype)
-            free = shutil.disk_usage(base).free
-            if free < need + (256 << 20):
-                log(f"teacher outputs not cached: {need / 1e6:.0f} MB needed in {base}, {free / 1e6:.0f} MB free; "
-                    "the teacher runs live on every batch")
+            if not has_room(base, need, "teacher outputs", log):
                 return None
             log(f"teacher outputs of {len(ids)} texts -> {folder} ({need / 1e6:.0f} MB)")
             part = build_part(teacher, ids, pad_token_id, layers, folder,
