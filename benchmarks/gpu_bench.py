@@ -25,6 +25,12 @@ micro-batches, finite check, optimiser) with run's stage-1 loss (the MiniLM teac
 corpus batches), with run's stage-2 loss from the cached teacher outputs and from the teacher live
 (SST-2 plus augmented copies), each against the bare student step on the same batches already on
 the device with the teacher's outputs precomputed: the ratio is the host's and the teacher's share.
+**Profile** (``--profile DIR``): our student's training step at the first shape, precision and
+neuron backend asked, under the PyTorch profiler (CPU and CUDA activity) for ``--steps`` steps after
+``--warmup``: ``DIR/trace.json`` (open in chrome://tracing or Perfetto), ``DIR/ops.txt`` (the
+operators by self time on the device, or on the CPU without one) and, in the JSON, the top
+operators with their share of the profiled self time: where a step's time goes, to choose what
+to fuse or compile next.
 Writes the figures as JSON (``--out``) and prints a table.
 """
 
@@ -283,6 +289,53 @@ def model_cases(a, device, official_mod, rows: list, save) -> list[dict]:
     return rows
 
 
+def profile_case(a, device, out_dir: Path) -> dict:
+    """Our training step under ``torch.profiler`` (see the module docstring); returns the top
+    operators by self time (device time on CUDA, CPU time elsewhere), each with its share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    name, shape = next(iter((TINY_SHAPES if a.tiny else {k: SHAPES[k] for k in a.shapes.split(",")}).items()))
+    real = real_batches(shape["batch"], 8, a.tiny) if shape["length"] is None else None
+    if real is not None:
+        shape = {**shape, "length": max(b["input_ids"].shape[1] for b in real)}
+    precision, backend = a.precisions.split(",")[0], a.backends.split(",")[0]
+    os.environ["SPIKEBERT_NEURON_BACKEND"] = backend
+    torch.manual_seed(0)
+    model, step, _ = ours(shape, device)
+    batches = batches_for(shape, device, 4, real, None)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+
+    def train(steps):
+        for i in range(steps):
+            ids, mask, labels, targets = batches[i % len(batches)]
+            with autocast(device, precision):
+                loss = step(ids, mask, labels, targets)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    train(a.warmup)  # compilation and allocator warm-up stay out of the profile
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    with profile(activities=activities) as prof:
+        train(a.steps)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    os.environ.pop("SPIKEBERT_NEURON_BACKEND", None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(out_dir / "trace.json"))
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    (out_dir / "ops.txt").write_text(events.table(sort_by=key, row_limit=40))
+    total = sum(getattr(e, key) for e in events) or 1.0
+    top = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:15]
+    return {"shape": name, "precision": precision, "neurons": backend, "steps": a.steps, "sorted_by": key,
+            "ms_per_step": round(total / 1000 / a.steps, 3), "trace": str(out_dir / "trace.json"),
+            "top": [{"op": e.key, "calls": e.count, "ms_per_step": round(getattr(e, key) / 1000 / a.steps, 3),
+                     "share": round(getattr(e, key) / total, 4)} for e in top]}
+
+
 # ---------------------------------------------------------------------------------------------- stages
 
 def stage_cases(a, device, rows: list, save) -> list[dict]:
@@ -423,6 +476,8 @@ def main(argv=None):
     ap.add_argument("--no-stages", action="store_true", help="skip the stage-1/stage-2 step timings")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="write the figures to this JSON file")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="also profile our training step (first shape, precision, backend): trace and op table in DIR")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -444,6 +499,12 @@ def main(argv=None):
             Path(a.out).write_text(json.dumps(result, indent=2))
 
     model_cases(a, device, official_mod, result["models"], save)
+    if a.profile:
+        result["profile"] = profile_case(a, device, Path(a.profile))
+        print(f"\nprofile ({result['profile']['sorted_by']}, {result['profile']['ms_per_step']} ms a step):")
+        for op in result["profile"]["top"]:
+            print(f"  {op['share'] * 100:5.1f} %  {op['ms_per_step']:9.3f} ms  {op['calls']:>6}  {op['op']}")
+        save()
     if not a.no_stages:
         stage_cases(a, device, result["stages"], save)
     save()

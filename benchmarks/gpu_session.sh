@@ -28,8 +28,9 @@ timeout "$(limit 150)" python3 -m pytest -q -rs tests/test_cuda.py > "$OUT/test_
 echo "test_cuda rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
 
 # 2. the benchmark: ours (compiled and eager neurons) and the official model, fp32 and bf16, training
-#    and inference, then the stage steps against the bare step (its JSON is rewritten after every case)
-timeout "$(limit 200)" python3 benchmarks/gpu_bench.py "${official[@]}" --out "$OUT/gpu_bench.json" \
+#    and inference, our paper-shape step under the profiler (ops table, trace), then the stage steps
+#    against the bare step (its JSON is rewritten after every case)
+timeout "$(limit 200)" python3 benchmarks/gpu_bench.py "${official[@]}" --out "$OUT/gpu_bench.json" --profile "$OUT/profile" \
   > "$OUT/gpu_bench.log" 2>&1
 echo "gpu_bench rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
 

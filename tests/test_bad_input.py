@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import assert_one_error_line, run_cli
+from conftest import SHARED, assert_one_error_line, run_cli
 
 GOOD_SST2 = "1 a fine film .\n0 a dull one .\n"
 
@@ -324,17 +324,21 @@ def test_a_teacher_of_the_wrong_kind(snn_folder, mini_sst2_dir, tmp_path, capsys
     (["--neuron", "int", "--spike-levels", "0"], ["--spike-levels", "0"]),
     (["--neuron", "lif", "--spike-levels", "2"], ["--spike-levels", "lif"]),
     (["--neuron", "bispike", "--spike-levels", "2"], ["--spike-levels", "bispike"]),
-    (["--spike-levels", "2"], ["spike_levels", "lif"]),  # the default neuron has no levels
+    (["--spike-levels", "2"], ["--spike-levels", "lif", "--neuron int"]),  # the default neuron has no levels
+    (["--width", "100", "--heads", "12"], ["--width 100", "--heads 12"]),  # named as the flags, not the config
 ])
 @pytest.mark.parametrize("command", ["train-direct", "run"])
-def test_bad_neuron_flags(mini_sst2_dir, tmp_path, capsys, command, flags, needles):
+def test_bad_neuron_flags(mini_sst2_dir, tmp_path, capsys, monkeypatch, command, flags, needles):
+    """Refused before anything is written; `run` before it fine-tunes a teacher."""
+    monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
     out = tmp_path / "out"
     where = ["--output", out] if command == "train-direct" else ["--workdir", out, "--preset", "tiny"]
     code = run_cli([command, "--task", "sst2", "--data-dir", mini_sst2_dir, *where, *flags]
                    + (["--max-steps", "1"] if command == "train-direct" else []))
     assert code == 2
-    assert_one_error_line(capsys.readouterr().err, *(["--spike-levels"] if command == "run" and flags[0] ==
-                                                     "--spike-levels" else needles))
+    err = capsys.readouterr().err
+    assert_one_error_line(err, *needles)
+    assert "spike_levels" not in err and "num_attention_heads" not in err
     assert not out.exists()
 
 

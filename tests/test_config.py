@@ -166,6 +166,24 @@ def test_the_firing_rate_penalty_adds_its_weighted_term():
     assert asked == [False] and set(terms) == {"ce"}
 
 
+def test_the_label_term_skips_augmented_rows_without_reading_them_back():
+    """Augmented copies carry label -100: the cross-entropy is over the labelled rows alone, equal
+    bit for bit to torch's ``ignore_index`` mean (gradient too), and 0 with no gradient for a
+    micro-batch of copies only (computed on the device: no host read of the labels)."""
+    from spikebert.distill.losses import labelled_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3, requires_grad=True)
+    labels = torch.tensor([2, -100, 0, -100, 1, 1])
+    ours = labelled_cross_entropy(logits, labels)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    theirs = torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100)
+    (g_theirs,) = torch.autograd.grad(theirs, logits)
+    assert ours.item() == theirs.item() and torch.equal(g_ours, g_theirs)
+    none = labelled_cross_entropy(logits, torch.full((6,), -100))
+    assert none.item() == 0.0 and not torch.autograd.grad(none, logits)[0].any()
+
+
 def test_the_firing_rate_penalty_needs_a_model_that_gives_the_rate():
     from spikebert.distill.losses import Distiller, FeatureAligner
 

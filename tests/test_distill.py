@@ -8,6 +8,8 @@ import pytest
 
 from conftest import SHARED, TINY_SHAPE, assert_one_error_line, run_cli
 
+from spikebert.training.checkpoint import checkpoints_newest_first
+
 CORPUS = SHARED / "corpora" / "en" / "nlp-corpus.txt"
 
 
@@ -222,12 +224,18 @@ def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path
     report = json.loads((work / "sst2" / "report.json").read_text())
     assert all(s["reused"] for s in report["stages"].values())
     # another student shape reuses the teacher only: its stage 1 and stage 2 get folders of their own
+    # (checkpointed every step, the newest three kept: what --save-every / --keep-checkpoints ask)
     assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
-                    "--time-steps", "3", "--input-encoding", "spike", "--no-energy"]) == 0
+                    "--time-steps", "3", "--input-encoding", "spike", "--no-energy",
+                    "--save-every", "1", "--keep-checkpoints", "3"]) == 0
     report = json.loads((work / "sst2" / "report-T3-spike.json").read_text())
     assert report["stages"]["teacher"]["reused"]
     assert not report["stages"]["stage1"]["reused"] and not report["stages"]["stage2"]["reused"]
     assert report["stages"]["stage1"]["folder"].endswith("-tiny-T3-spike")
+    for stage in ("stage1", "stage2"):
+        kept = checkpoints_newest_first(Path(report["stages"][stage]["folder"]))
+        assert len(kept) == 3, (stage, kept)
+    assert len(checkpoints_newest_first(work / "sst2" / "snn")) == 1  # the default: at the end only
     assert report["shape"]["input_encoding"] == "spike" and report["shape"]["time_steps"] == 3
     for folder in (work / "sst2" / "snn-T3-spike", Path(report["stages"]["stage1"]["folder"])):
         config = json.loads((folder / "config.json").read_text())

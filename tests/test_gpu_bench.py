@@ -18,7 +18,7 @@ def test_gpu_bench_tiny_on_cpu(tmp_path, data_dir):
            "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_bench.py"), "--device", "cpu", "--tiny",
                           "--steps", "2", "--warmup", "1", "--precisions", "fp32", "--backends", "eager",
-                          "--out", str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
+                          "--out", str(out), "--profile", str(tmp_path / "profile")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     r = json.loads(out.read_text())
     assert [m["shape"] for m in r["models"]] == ["tiny", "tiny-sst2"]
@@ -33,6 +33,13 @@ def test_gpu_bench_tiny_on_cpu(tmp_path, data_dir):
         assert s["step"]["ms"] > 0 and s["bare_step"]["ms"] > 0
         assert s["step_over_bare"] == round(s["step"]["ms"] / s["bare_step"]["ms"], 3)
     assert "tiny-sst2" in res.stdout and "stage2 (cached teacher)" in res.stdout  # the table
+    # the profile: where a step's time goes, by operator (the spiking neuron's own autograd among them)
+    p = r["profile"]
+    assert p["sorted_by"] == "self_cpu_time_total" and p["ms_per_step"] > 0
+    assert 0 < sum(op["share"] for op in p["top"]) <= 1 and any(op["op"].startswith("aten::mm") or
+                                                                 op["op"] == "aten::addmm" for op in p["top"])
+    assert json.loads((tmp_path / "profile" / "trace.json").read_text())["traceEvents"]
+    assert "Self CPU" in (tmp_path / "profile" / "ops.txt").read_text()
 
 
 def test_gpu_bench_refuses_a_missing_official_checkout(tmp_path):

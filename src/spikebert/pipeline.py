@@ -126,7 +126,7 @@ def default_corpus(language: str) -> list[str]:
 
 
 def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, seed: int, log,
-                    data_dir=None) -> Path:
+                    data_dir=None, checkpoints: dict | None = None) -> Path:
     """Tokenizer and MLM pre-training on the language's corpus plus the *train* texts of the
     language's tasks (unlabelled; never dev or test), reused by every task of the language."""
     from spikebert.teachers.pretrain import PRETRAIN_DEFAULTS, pretrain_teacher, pretraining_texts
@@ -147,7 +147,7 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
         f"task train texts {sources.get('task_train_texts', {})})")
     args = train_args(PRETRAIN_DEFAULTS, output=str(folder), seed=seed, epochs=p.scratch_epochs,
                       max_minutes=p.scratch_minutes, max_steps=p.scratch_max_steps, batch_size=p.batch_size,
-                      resume=True)
+                      resume=True, **(checkpoints or {}))
     shape = p.scratch_shape  # teachers.pretrain names the same fields layers, hidden, heads
     pretrain_teacher(texts, str(tokenizer_dir), args, shape=shape and dict(
         layers=shape.depth, hidden=shape.width, heads=shape.heads), max_length=p.max_length, sources=sources)
@@ -189,6 +189,7 @@ class _Run:
     seed: int
     log: object
     report: dict = field(default_factory=dict)
+    checkpoints: dict = field(default_factory=dict)  # save_every, keep_checkpoints where given: every stage's
 
     @property
     def folder(self) -> Path:
@@ -231,7 +232,7 @@ class _Run:
 
         folder = self.folder / f"teacher{teacher_tag}"
         args = train_args(TEACHER_DEFAULTS, output=str(folder), seed=self.seed, max_steps=self.p.teacher_max_steps,
-                          batch_size=self.p.batch_size, resume=True, **finetune)
+                          batch_size=self.p.batch_size, resume=True, **finetune, **self.checkpoints)
         self.stage("teacher", folder, lambda: finetune_teacher(
             train, dev, args=args, teacher=teacher_path, max_length=self.p.max_length))
         return folder
@@ -245,7 +246,7 @@ class _Run:
         folder = self.work / f"stage1-{_teacher_id(teacher_path)}-{self.preset}{tag}"
         args = train_args(STAGE1_DEFAULTS, output=str(folder), seed=self.seed, epochs=p.stage1_epochs,
                           max_steps=p.stage1_max_steps, max_minutes=p.stage1_max_minutes, batch_size=p.batch_size,
-                          resume=True)
+                          resume=True, **self.checkpoints)
         self.stage("stage1", folder, lambda: pretrain_distill(
             teacher=teacher_path, corpus=files, args=args, shape=shape, distill=distill,
             max_length=min(p.stage1_max_length, p.max_length), limit=p.stage1_max_texts, shuffle_seed=self.seed))
@@ -259,7 +260,8 @@ class _Run:
 
         folder = self.folder / f"snn{tag}"
         args = train_args(STAGE2_DEFAULTS, output=str(folder), seed=self.seed, epochs=self.p.stage2_epochs,
-                          max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True)
+                          max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True,
+                          **self.checkpoints)
         m = self.stage("stage2", folder, lambda: task_distill(
             train, dev, teacher=str(teacher_dir), args=args, init=str(stage1_dir), shape=shape,
             distill=replace(distill, inherit=False), max_length=self.p.max_length, cache_dir=str(self.folder),
@@ -376,7 +378,7 @@ def _teacher_source(r: _Run, teacher: str | None, language: str, corpus, data_di
 
     if teacher is not None or language == "en":
         return resolve_teacher(teacher), _given(epochs=r.p.teacher_epochs)
-    path = str(scratch_teacher(language, r.work, r.preset, r.p, corpus, r.seed, r.log, data_dir))
+    path = str(scratch_teacher(language, r.work, r.preset, r.p, corpus, r.seed, r.log, data_dir, r.checkpoints))
     pm = _finished(Path(path)) or {}
     r.report["stages"]["teacher_pretrain"] = {
         "folder": path, "seconds": pm.get("seconds"), "steps": pm.get("steps"),
@@ -426,15 +428,15 @@ def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, t
 
 
 def _check_transfer(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig) -> None:
-    """``--init-from-teacher`` and ``--w-attn`` refused before any stage runs when the shapes do not
-    allow them (stage 1's student against stage 1's teacher; its heads against stage 2's teacher)."""
+    """A student shape that cannot be built (``--width`` not a multiple of ``--heads``, levels for a
+    neuron without them), ``--init-from-teacher`` and ``--w-attn`` refused before any stage runs
+    when the shapes do not allow them (stage 1's student against stage 1's teacher; its heads
+    against stage 2's teacher)."""
     from spikebert.distill.attention import check_heads
     from spikebert.distill.inherit import check_inheritable
     from spikebert.distill.losses import student_config
     from spikebert.teachers.loading import load_teacher_config
 
-    if not (distill.inherit or distill.weights.attn):
-        return
     stage1_config = load_teacher_config(stage1_path)
     student = student_config(stage1_config, stage1_shape)
     if distill.inherit:
@@ -465,13 +467,15 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
         shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes,
         w_energy: float = LossWeights.energy, w_attn: float = LossWeights.attn,
         init_from_teacher: bool = DistillConfig.inherit, eval_data=None, energy: bool = True,
-        html: bool = True, push_to_hub: str | None = None, private: bool = False, log=print) -> dict:
+        html: bool = True, push_to_hub: str | None = None, private: bool = False,
+        save_every: int | None = None, keep_checkpoints: int | None = None, log=print) -> dict:
     """The whole method for ``task``, or for ``data`` (the user's files, :func:`~spikebert.data.
     tasks.user_splits`), as the module docstring says; ``push_to_hub``: upload the student as
     that Hub repository at the end; ``w_attn``: attention distillation in both stages;
     ``init_from_teacher``: stage 1's student starts from its teacher's layers; ``eval_data``: a
-    second labelled file evaluated after every stage-2 epoch (never selected on). Returns the
-    report it writes."""
+    second labelled file evaluated after every stage-2 epoch (never selected on); ``save_every``,
+    ``keep_checkpoints``: every training stage's checkpointing (None: each stage's default; neither
+    changes a result, so neither is part of a folder's tag). Returns the report it writes."""
     if preset not in PRESETS:
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -484,7 +488,8 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     distill = DistillConfig(weights=LossWeights(spikes=w_spikes, energy=w_energy, attn=w_attn), augment=AugmentConfig(
         **_given(copies=p.augment, seed=seed)), inherit=init_from_teacher)
     tag = run_tag(p.shape, shape, distill.weights, distill.inherit)
-    r = _Run(train.name, preset, p, Path(workdir), seed, log, {"stages": {}})
+    r = _Run(train.name, preset, p, Path(workdir), seed, log, {"stages": {}},
+             _given(save_every=save_every, keep_checkpoints=keep_checkpoints))
     _log_data(data, log)
     if data.own:
         r.claim(data)

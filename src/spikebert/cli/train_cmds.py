@@ -268,7 +268,8 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             init_from_teacher: InitFromTeacher = DistillConfig.inherit, eval_file: EvalFile = None,
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),
             html: bool = typer.Option(True, "--html/--no-html", help="finish with the HTML report page"),
-            push_to_hub: PushToHub = None, private: Private = False):
+            push_to_hub: PushToHub = None, private: Private = False, save_every: SaveEvery = None,
+            keep_checkpoints: KeepCheckpoints = None):
     """The whole method on a task (--task) or on your labelled files (--train-file): teacher
     fine-tuning, stage 1, stage 2, dev evaluation, energy, model cards and an HTML report. Stages
     already finished are reused; an interrupted one resumes. Shape flags that differ from the
@@ -283,5 +284,6 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
     r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, stage1_teacher=stage1_teacher,
             corpus=corpus_files(ctx, corpus),
             data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, w_energy=w_energy,
-            w_attn=w_attn, init_from_teacher=init_from_teacher, eval_data=eval_data, energy=energy, html=html, push_to_hub=push_to_hub, private=private)
+            w_attn=w_attn, init_from_teacher=init_from_teacher, eval_data=eval_data, energy=energy, html=html,
+            push_to_hub=push_to_hub, private=private, save_every=save_every, keep_checkpoints=keep_checkpoints)
     print(json.dumps(r, indent=2, ensure_ascii=False))

@@ -21,6 +21,9 @@ Hidden state 0 of the teacher is its embedding output, so teacher layers are num
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,6 +81,14 @@ def run_student(student: SpikeBertForSequenceClassification, input_ids, attentio
     return out, penalties
 
 
+def labelled_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy over the rows that have a label (an augmented copy has -100), 0 for a
+    batch with none. Equal bit for bit to ``F.cross_entropy(..., ignore_index=-100)`` where a label
+    is present, without reading the labels back to the host (a synchronising read on a GPU)."""
+    total = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+    return total / (labels >= 0).sum().clamp(min=1)
+
+
 def spike_rate(out) -> torch.Tensor:
     """The student's differentiable mean firing rate, from its output's ``spike_rate`` (what the
     ``spikes`` weight penalises); a clear error for a model whose output does not carry one."""
@@ -112,8 +123,8 @@ class Distiller(nn.Module):
         w = self.weights
         out, penalties = run_student(self.student, input_ids, attention_mask, w)
         terms: dict[str, torch.Tensor] = {}
-        if w.ce and labels is not None and (labels >= 0).any():
-            terms["ce"] = F.cross_entropy(out.logits, labels, ignore_index=-100)
+        if w.ce and labels is not None:
+            terms["ce"] = labelled_cross_entropy(out.logits, labels)
         if w.kl and teacher_logits is not None:
             terms["kl"] = kd_loss(out.logits, teacher_logits, w.temperature)
         if w.rep and teacher_hidden is not None:
@@ -175,8 +186,13 @@ def student_config(teacher_config, shape: StudentShape | None = None, **config) 
         given["num_attention_heads"] = max(h for h in range(1, 17) if given["hidden_size"] % h == 0)
     try:
         return SpikeBertConfig(**{**base, **given})
-    except ValueError as e:
-        raise SpikeBertError(f"student shape: {e}") from None
+    except ValueError as e:  # the config names its fields; the user gave flags
+        message = str(e)
+        for f in fields(StudentShape):  # the snake_case names (neuron, tau: also English words)
+            if "_" in f.metadata["config"]:
+                message = re.sub(rf"\b{f.metadata['config']}\b", "--" + f.name.replace("_", "-"), message)
+        hint = " (give --neuron int)" if "--spike-levels applies" in message else ""
+        raise SpikeBertError(f"student shape: {message}{hint}") from None
 
 
 def teacher_word_embeddings(teacher) -> torch.Tensor:
