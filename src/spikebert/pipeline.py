@@ -427,7 +427,7 @@ def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, t
     return default
 
 
-def _check_transfer(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig) -> None:
+def _check_student(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig) -> None:
     """A student shape that cannot be built (``--width`` not a multiple of ``--heads``, levels for a
     neuron without them), ``--init-from-teacher`` and ``--w-attn`` refused before any stage runs
     when the shapes do not allow them (stage 1's student against stage 1's teacher; its heads
@@ -499,7 +499,7 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     teacher_tag = _teacher_tag(teacher, teacher_path)
     stage1_path, stage1_tag, stage1_shape = _stage1_teacher(teacher, teacher_path, stage1_teacher, train.language,
                                                             [ex.text for ex in train.examples], shape, log)
-    _check_transfer(stage1_path, stage1_shape, teacher_path, distill)  # before any stage writes
+    _check_student(stage1_path, stage1_shape, teacher_path, distill)  # before any stage writes
     teacher_dir = r.teacher(train, dev, teacher_path, finetune, teacher_tag)
     r.report["stage1_teacher"] = stage1_path
     stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), stage1_shape, distill,
