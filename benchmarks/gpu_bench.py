@@ -251,13 +251,19 @@ def real_batches(batch: int, n: int, tiny: bool) -> list:
     return [next(it) for _ in range(n)]
 
 
-def model_cases(a, device, official_mod, rows: list, save) -> list[dict]:
-    """Every shape × precision × model variant, appended to ``rows`` (``save()`` after each)."""
-    shapes = TINY_SHAPES if a.tiny else {k: SHAPES[k] for k in a.shapes.split(",")}
-    for name, shape in shapes.items():
+def shapes_asked(a):
+    """``(name, shape, real batches or None)`` of each shape asked; a real-batch shape's length is
+    its longest batch's."""
+    for name, shape in (TINY_SHAPES if a.tiny else {k: SHAPES[k] for k in a.shapes.split(",")}).items():
         real = real_batches(shape["batch"], 8, a.tiny) if shape["length"] is None else None
         if real is not None:
             shape = {**shape, "length": max(b["input_ids"].shape[1] for b in real)}
+        yield name, shape, real
+
+
+def model_cases(a, device, official_mod, rows: list, save) -> list[dict]:
+    """Every shape × precision × model variant, appended to ``rows`` (``save()`` after each)."""
+    for name, shape, real in shapes_asked(a):
         for precision in a.precisions.split(","):
             variants = [("ours", backend) for backend in a.backends.split(",")]
             if official_mod is not None:
@@ -294,10 +300,7 @@ def profile_case(a, device, out_dir: Path) -> dict:
     operators by self time (device time on CUDA, CPU time elsewhere), each with its share."""
     from torch.profiler import ProfilerActivity, profile
 
-    name, shape = next(iter((TINY_SHAPES if a.tiny else {k: SHAPES[k] for k in a.shapes.split(",")}).items()))
-    real = real_batches(shape["batch"], 8, a.tiny) if shape["length"] is None else None
-    if real is not None:
-        shape = {**shape, "length": max(b["input_ids"].shape[1] for b in real)}
+    name, shape, real = next(shapes_asked(a))
     precision, backend = a.precisions.split(",")[0], a.backends.split(",")[0]
     os.environ["SPIKEBERT_NEURON_BACKEND"] = backend
     torch.manual_seed(0)
