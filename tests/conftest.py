@@ -64,6 +64,18 @@ def mini_sst2_dir(data_dir, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mini_chnsenti_dir(data_dir, tmp_path_factory) -> Path:
+    """A data folder holding the first 64 ChnSentiCorp training and 32 dev rows (real rows, each
+    file's header kept)."""
+    root = tmp_path_factory.mktemp("mini-zh")
+    (root / "chnsenti").mkdir()
+    for name, n in (("train.tsv", 65), ("dev.tsv", 33)):  # header + real rows
+        lines = (data_dir / "chnsenti" / name).read_bytes().split(b"\n")[:n]
+        (root / "chnsenti" / name).write_bytes(b"\n".join(lines) + b"\n")
+    return root
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models: one thread is fastest, and is not slowed down by other jobs on the machine."""

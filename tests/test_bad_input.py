@@ -342,6 +342,22 @@ def test_bad_neuron_flags(mini_sst2_dir, tmp_path, capsys, monkeypatch, command,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flags, needles", [
+    (["--width", "100", "--heads", "12"], ["--width 100", "--heads 12"]),
+    (["--init-from-teacher", "--width", "128", "--heads", "4"], ["--init-from-teacher", "pre-trained from scratch",
+                                                                 "--width 64"]),  # the tiny preset's scratch shape
+])
+def test_bad_shape_before_the_scratch_teacher(mini_chnsenti_dir, tmp_path, capsys, monkeypatch, flags, needles):
+    """A Chinese run (no installed teacher) refuses a student its teacher cannot make before it
+    trains a tokenizer and pre-trains that teacher."""
+    monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
+    out = tmp_path / "out"
+    assert run_cli(["run", "--task", "chnsenti", "--data-dir", mini_chnsenti_dir, "--workdir", out,
+                    "--preset", "tiny", *flags]) == 2
+    assert_one_error_line(capsys.readouterr().err, *needles)
+    assert not out.exists()
+
+
 def test_a_saved_model_of_an_unknown_neuron(snn_folder, good_data, tmp_path, capsys):
     import json
     import shutil

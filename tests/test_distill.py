@@ -244,15 +244,11 @@ def test_run_tiny_goes_through_every_stage(tiny_teacher, mini_sst2_dir, tmp_path
     assert config["time_steps"] == 2 and config.get("input_encoding", "real") == "real"
 
 
-def test_run_tiny_chinese_builds_its_own_teacher(data_dir, tmp_path, monkeypatch):
+def test_run_tiny_chinese_builds_its_own_teacher(mini_chnsenti_dir, tmp_path, monkeypatch):
     """No Chinese BERT is installed: `run` trains a tokenizer and pre-trains a teacher from the
     corpus, then goes through every stage; a second Chinese task reuses that teacher."""
     monkeypatch.setenv("SPIKEBERT_CORPORA", str(SHARED / "corpora"))
-    mini = tmp_path / "data"
-    (mini / "chnsenti").mkdir(parents=True)
-    for name, n in (("train.tsv", 65), ("dev.tsv", 33)):  # header + real rows
-        lines = (data_dir / "chnsenti" / name).read_bytes().split(b"\n")[:n]
-        (mini / "chnsenti" / name).write_bytes(b"\n".join(lines) + b"\n")
+    mini = mini_chnsenti_dir
     work = tmp_path / "runs"
     assert run_cli(["run", "--task", "chnsenti", "--preset", "tiny", "--data-dir", mini, "--workdir", work,
                     "--no-energy"]) == 0

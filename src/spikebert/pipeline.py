@@ -427,23 +427,34 @@ def _own_stage1_teacher(teacher: str | None, teacher_path: str, language: str, t
     return default
 
 
-def _check_student(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig) -> None:
+def _check_student(stage1_path: str, stage1_shape: StudentShape, teacher_path: str, distill: DistillConfig,
+                   stage1_config=None, teacher_config=None) -> None:
     """A student shape that cannot be built (``--width`` not a multiple of ``--heads``, levels for a
     neuron without them), ``--init-from-teacher`` and ``--w-attn`` refused before any stage runs
     when the shapes do not allow them (stage 1's student against stage 1's teacher; its heads
-    against stage 2's teacher)."""
+    against stage 2's teacher). The configs are read from the paths unless given (a teacher not
+    yet pre-trained: :func:`_scratch_config`)."""
     from spikebert.distill.attention import check_heads
     from spikebert.distill.inherit import check_inheritable
     from spikebert.distill.losses import student_config
     from spikebert.teachers.loading import load_teacher_config
 
-    stage1_config = load_teacher_config(stage1_path)
+    stage1_config = stage1_config or load_teacher_config(stage1_path)
     student = student_config(stage1_config, stage1_shape)
     if distill.inherit:
         check_inheritable(student, stage1_config, stage1_path)
     if distill.weights.attn:
         check_heads(student, stage1_config, stage1_path)
-        check_heads(student, load_teacher_config(teacher_path), teacher_path)
+        check_heads(student, teacher_config or load_teacher_config(teacher_path), teacher_path)
+
+
+def _scratch_config(p: Preset):
+    """The config the teacher pre-trained from scratch will have, but for its vocabulary (not
+    known before its tokenizer is trained; the shape checks do not read it)."""
+    from spikebert.teachers.pretrain import bert_config
+
+    shape = p.scratch_shape
+    return bert_config(1, 0, **(shape and dict(layers=shape.depth, hidden=shape.width, heads=shape.heads) or {}))
 
 
 def _log_data(data: Splits, log) -> None:
@@ -493,6 +504,10 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     _log_data(data, log)
     if data.own:
         r.claim(data)
+    if teacher is None and train.language != "en" and stage1_teacher is None:  # before its minutes of pre-training
+        scratch = _scratch_config(p)
+        _check_student("the teacher pre-trained from scratch", shape, "the teacher pre-trained from scratch",
+                       distill, scratch, scratch)
     teacher_path, finetune = _teacher_source(r, teacher, train.language, corpus, data_dir)
     r.report = {"task": train.name, "preset": preset, "shape": shape.given(), "distillation": distill.record(),
                 "teacher": teacher_path, "language": train.language, "data": data.record, **r.report}
