@@ -30,6 +30,8 @@
     SPIKEBERT_DATA=../shared/datasets python benchmarks/compare.py neurons --task sst2,mr --seeds 42,7 \
         --variants "--neuron lif;--neuron int --spike-levels 4;--neuron bispike" --output runs/neurons
 
+`--cache-dir DIR` (stage2, stage1, augment) keeps the teacher's outputs and the augmented texts in one
+folder that calls with other `--output` folders reuse (default: in `--output`, built anew for each).
 `--eval-file FILE` (stage2, stage1) passes the flag to every stage-2 run: its accuracy after each
 epoch is printed beside dev's (the best of them is the official protocol's figure; never selected on).
 A stage-1 folder with metrics.json under --output is reused, so a second call adds stage-2 variants.
@@ -85,10 +87,16 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
 
 
+def cache_flag(a) -> list[str]:
+    """``--cache-dir`` for every `distill task` run: one teacher-output cache shared by every
+    ``--output`` of the same teacher and data (default: each output folder's own)."""
+    return ["--cache-dir", a.cache_dir] if a.cache_dir else []
+
+
 def stage2_variants(a, init: str, budget: list[str], root: Path, base: float, label: str = "") -> list:
     """Every stage-2 variant x seed from the stage-1 student ``init``, each figure printed when measured."""
     rows = []
-    extra = ["--eval-file", a.eval_file] if a.eval_file else []
+    extra = (["--eval-file", a.eval_file] if a.eval_file else []) + cache_flag(a)
     for flags in a.variants.split(";"):
         for seed in a.seeds.split(","):
             name = f"{label}{flags.strip() or 'defaults'} (seed {seed})"
@@ -204,6 +212,8 @@ def main():
                     "$SPIKEBERT_CORPORA/en/*.txt)")
     ap.add_argument("--eval-file", default=None, help="stage2, stage1: --eval-file of every stage-2 run")
     ap.add_argument("--output", default=None)
+    ap.add_argument("--cache-dir", default=None, help="stage2, stage1, augment: --cache-dir of every stage-2 run "
+                    "(the augmented texts and teacher-outputs/; default: in --output, made anew for each)")
     a = ap.parse_args()
     budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
     root = Path(a.output or tempfile.mkdtemp(prefix=f"compare-{a.what}-"))
@@ -236,7 +246,7 @@ def main():
     else:
         for n in a.copies.split(","):
             rows.append((f"--augment {n}", run(["distill", "task", "--task", a.task, "--teacher", a.teacher,
-                                                "--init", a.init, *budget, "--augment", n],
+                                                "--init", a.init, *budget, "--augment", n, *cache_flag(a)],
                                                root / f"augment-{n}")))
     report(rows, base)
     print(f"(outputs in {root})")

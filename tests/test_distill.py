@@ -1,6 +1,9 @@
 """Two-stage distillation, augmentation, direct training and `spikebert run` on real data (small)."""
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -66,6 +69,26 @@ def test_a_corpus_limit_takes_the_first_lines_or_a_seeded_sample_of_all():
     assert len(sample) == 20 and sample != first
     assert texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=42)) == sample  # reproducible
     assert texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=1)) != sample
+
+
+def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
+    """benchmarks/compare.py stage2 --cache-dir: the teacher's outputs and the augmented texts are
+    built once, in that folder; a second call with another --output reads them and adds nothing."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SPIKEBERT_DATA": str(mini_sst2_dir), "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    cache, seen = tmp_path / "cache", None
+    for out in (tmp_path / "a", tmp_path / "b"):
+        res = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "stage2", "--task", "sst2",
+                              "--teacher", str(tiny_teacher), "--init", str(stage1), "--epochs", "1",
+                              "--variants", "--batch-size 16 --max-length 48", "--output", str(out),
+                              "--cache-dir", str(cache)], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert json.loads((out / "--batch-size_16_--max-length_48__seed_0_" / "metrics.json").read_text())["steps"] > 0
+        assert not (out / "teacher-outputs").exists()
+        files = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+        assert seen is None or files == seen  # the second call wrote nothing there
+        seen = files
+    assert any(p.parts[len(cache.parts)] == "teacher-outputs" for p in seen)
 
 
 def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):
