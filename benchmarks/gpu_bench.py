@@ -15,7 +15,9 @@ length; the official model gets the same texts padded to 128, as its script pads
 installed): its ``model/new_spikformer.py`` imported from the checkout. Where its ``mlp.forward``
 reshapes the hidden layer to the input width (and so fails at hidden ≠ width), that one method is
 replaced at runtime by the same code reshaping to the hidden width; nothing of it is copied here.
-**Variants of ours**: neurons eager or compiled (``SPIKEBERT_NEURON_BACKEND``), fp32 and bf16 autocast.
+**Variants of ours** (``--backends``): neurons eager or compiled (``SPIKEBERT_NEURON_BACKEND``), or
+``blocks``: every block under ``torch.compile`` (``SPIKEBERT_COMPILE=blocks``: LayerNorm, neurons and
+residual adds fused around the matmuls); fp32 and bf16 autocast.
 **Train step**: forward, cross-entropy plus a feature MSE on every block, backward, AdamW; median
 over ``--steps`` after ``--warmup``, timed with CUDA events (``perf_counter`` on the CPU).
 **Inference**: the forward pass alone at batch ``--infer-batch`` under ``inference_mode``.
@@ -105,12 +107,24 @@ def peak_gib(device) -> float | None:
 
 # ---------------------------------------------------------------------------------------------- models
 
-def ours(shape: dict, device):
+def set_backend(backend: str | None) -> bool:
+    """Our variant ``backend``: a neuron backend (``SPIKEBERT_NEURON_BACKEND``: ``compile``,
+    ``eager``) or ``blocks`` (every block under torch.compile, ``SPIKEBERT_COMPILE=blocks``);
+    returns whether the blocks are to be compiled."""
+    if backend:
+        os.environ["SPIKEBERT_NEURON_BACKEND"] = "compile" if backend == "blocks" else backend
+    return backend == "blocks"
+
+
+def ours(shape: dict, device, blocks: bool = False):
     from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+    from spikebert.training.device import compile_blocks
 
     cfg = SpikeBertConfig(vocab_size=VOCAB, num_labels=2, num_hidden_layers=shape["depth"], hidden_size=shape["width"],
                           num_attention_heads=shape["heads"], time_steps=shape["T"])
     model = SpikeBertForSequenceClassification(cfg).to(device)
+    if blocks:
+        compile_blocks(model)
 
     def step(ids, mask, labels, targets):
         out = model(ids, mask, labels=labels)
@@ -269,10 +283,10 @@ def model_cases(a, device, official_mod, rows: list, save) -> list[dict]:
             if official_mod is not None:
                 variants.append(("official", None))
             for who, backend in variants:
-                if backend:
-                    os.environ["SPIKEBERT_NEURON_BACKEND"] = backend
+                blocks = set_backend(backend)
                 torch.manual_seed(0)
-                model, step, infer = (ours(shape, device) if who == "ours" else official(official_mod, shape, device))
+                model, step, infer = (ours(shape, device, blocks) if who == "ours"
+                                      else official(official_mod, shape, device))
                 pad = OFFICIAL_PAD if (who == "official" and real is not None) else None
                 batches = batches_for(shape, device, 4, real, pad)
                 row = {"shape": name, "model": who, "neurons": backend, "precision": precision,
@@ -302,9 +316,9 @@ def profile_case(a, device, out_dir: Path) -> dict:
 
     name, shape, real = next(shapes_asked(a))
     precision, backend = a.precisions.split(",")[0], a.backends.split(",")[0]
-    os.environ["SPIKEBERT_NEURON_BACKEND"] = backend
+    blocks = set_backend(backend)
     torch.manual_seed(0)
-    model, step, _ = ours(shape, device)
+    model, step, _ = ours(shape, device, blocks)
     batches = batches_for(shape, device, 4, real, None)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -471,7 +485,8 @@ def main(argv=None):
     ap.add_argument("--official", default=None, help="a checkout of the official SpikeBERT repository")
     ap.add_argument("--shapes", default="paper,sst2,default", help="of: " + ", ".join(SHAPES))
     ap.add_argument("--precisions", default="fp32,bf16")
-    ap.add_argument("--backends", default="compile,eager", help="our neuron backends (SPIKEBERT_NEURON_BACKEND)")
+    ap.add_argument("--backends", default="compile,eager", help="our variants: neuron backends (compile, eager: "
+                    "SPIKEBERT_NEURON_BACKEND) and blocks (each block under torch.compile: SPIKEBERT_COMPILE=blocks)")
     ap.add_argument("--preset", default="gpu", help="the run preset whose batch and lengths the stage steps use")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)

@@ -34,6 +34,12 @@ timeout "$(limit 200)" python3 benchmarks/gpu_bench.py "${official[@]}" --out "$
   > "$OUT/gpu_bench.log" 2>&1
 echo "gpu_bench rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
 
+# 2b. every block under torch.compile (SPIKEBERT_COMPILE=blocks, opt-in) at the paper's shape and on real
+#     SST-2 batches, bf16: whether it pays decides if it becomes CUDA's default (one minute at most)
+timeout "$(limit 60)" python3 benchmarks/gpu_bench.py --shapes paper,sst2 --precisions bf16 --backends blocks \
+  --no-stages --out "$OUT/gpu_bench_blocks.json" > "$OUT/gpu_bench_blocks.log" 2>&1
+echo "gpu_bench blocks rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
+
 # 3. the whole method with the gpu preset, in the time left (about 5 minutes): time per stage and dev
 #    accuracy in report.json; cut short, its logs still show how far each stage got
 timeout "$(limit 330)" python3 -m spikebert.cli run --task sst2 --preset gpu --workdir /tmp/runs --no-html \

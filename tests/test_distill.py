@@ -71,6 +71,24 @@ def test_a_corpus_limit_takes_the_first_lines_or_a_seeded_sample_of_all():
     assert texts(load_corpus([CORPUS], tok, 64, limit=20, shuffle_seed=1)) != sample
 
 
+def test_train_direct_with_compiled_blocks(mini_sst2_dir, tmp_path, capsys, monkeypatch):
+    """SPIKEBERT_COMPILE=blocks reaches the trainer: the student's blocks run compiled, the run
+    finishes and saves a loadable student; a value it does not know is refused before any file."""
+    from spikebert.folders import load_classifier
+
+    args = ["train-direct", "--task", "sst2", "--data-dir", mini_sst2_dir, "--max-steps", "2", "--batch-size", "16",
+            "--max-length", "32", *TINY_SHAPE]
+    monkeypatch.setenv("SPIKEBERT_COMPILE", "fused")
+    assert run_cli([*args, "--output", tmp_path / "bad"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "SPIKEBERT_COMPILE", "fused", "blocks")
+    assert not (tmp_path / "bad").exists()
+    monkeypatch.setenv("SPIKEBERT_COMPILE", "blocks")
+    assert run_cli([*args, "--output", tmp_path / "out"]) == 0
+    assert "spiking blocks run under torch.compile" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["steps"] == 2
+    load_classifier(tmp_path / "out")
+
+
 def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
     """benchmarks/compare.py stage2 --cache-dir: the teacher's outputs and the augmented texts are
     built once, in that folder; a second call with another --output reads them and adds nothing."""

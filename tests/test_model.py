@@ -194,6 +194,37 @@ def test_compiled_neuron_kernels_match_eager(monkeypatch, kind, kw):
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
 
 
+def test_compiled_blocks_compute_what_eager_blocks_compute(tmp_path):
+    """SPIKEBERT_COMPILE=blocks (training.device.compile_blocks): each block under torch.compile
+    gives the eager model's logits, spike rate and gradients, and saves the same weights."""
+    from torch._dynamo.utils import counters
+
+    from spikebert.training.device import compile_blocks
+
+    ids, mask = batch(b=3, length=12)
+    labels = torch.tensor([0, 1, 2])
+    results = []
+    for compiled in (False, True):
+        model = small(threshold=0.3)
+        if compiled:
+            assert compile_blocks(model) == 2
+            graphs = counters["stats"]["unique_graphs"]
+        out = model(ids, mask, labels=labels, return_spike_rate=True)
+        if compiled:
+            assert counters["stats"]["unique_graphs"] > graphs  # it did compile
+        out.loss.backward()
+        results.append((out.logits.detach(), out.spike_rate.detach(),
+                        {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (logits, rate, grads), (c_logits, c_rate, c_grads) = results
+    assert torch.allclose(logits, c_logits, atol=1e-6) and torch.allclose(rate, c_rate, atol=1e-7)
+    assert 0 < rate < 1 and grads.keys() == c_grads.keys()
+    for name in grads:
+        assert torch.allclose(grads[name], c_grads[name], atol=1e-5), name
+    model.save_pretrained(tmp_path)  # the compiled one: the same names, loadable as eager
+    again = SpikeBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert torch.allclose(again(ids, mask).logits, model.eval()(ids, mask).logits, atol=1e-6)
+
+
 def test_recomputing_activations_gives_the_same_gradients():
     """Large batches recompute each sub-layer in backward (config.checkpoint_tokens): same result."""
     ids, mask = batch(b=3, length=12)

@@ -85,8 +85,8 @@ def backend_kernels(name: str, forward, backward, device_type: str):
     choice = os.environ.get(BACKEND_ENV, "auto")
     if choice not in ("auto", "compile", "eager"):
         raise ValueError(f"{BACKEND_ENV} must be auto, compile or eager, not {choice!r}")
-    if choice == "eager" or (choice == "auto" and device_type != "cuda"):
-        return forward, backward
+    if choice == "eager" or (choice == "auto" and device_type != "cuda") or torch.compiler.is_compiling():
+        return forward, backward  # inside a compiled block (SPIKEBERT_COMPILE=blocks): traced into its graph
     if name not in _compiled:
         _compiled[name] = (torch.compile(forward, dynamic=True), torch.compile(backward, dynamic=True))
     return _compiled[name]

@@ -12,14 +12,23 @@ On CUDA the host is kept off the critical path:
 - a frozen teacher runs in bf16 under ``torch.inference_mode`` (:func:`teacher_forward`);
 - micro-batching (``TrainArgs.max_batch_tokens``, sized for 2 CPU cores' caches) takes batches of at
   least :data:`CUDA_MAX_BATCH_TOKENS` token slots whole (:func:`batch_token_budget`).
+
+``SPIKEBERT_COMPILE=blocks`` (any device; default ``none``) puts each spiking block of the
+student under ``torch.compile`` (:func:`compile_blocks`): LayerNorm, neurons and the residual
+adds fused around the matmuls. It is opt-in until a GPU measurement says it pays
+(``benchmarks/gpu_bench.py --backends blocks``); on 2 CPU cores the matmuls are most of a step.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 
+import os
+
 import torch
 
+COMPILE_ENV = "SPIKEBERT_COMPILE"
+COMPILE_CHOICES = ("none", "blocks")
 LOADER_WORKERS = 4  # collating processes of the training loader on CUDA
 LOADER_PREFETCH = 4  # batches each of them keeps ready
 # a batch of up to this many token slots (rows × padded length) is one micro-batch on CUDA: 128 × 128,
@@ -67,3 +76,25 @@ def teacher_forward(device):
         else:
             stack.enter_context(torch.no_grad())
         yield
+
+
+def compile_choice() -> str:
+    """``SPIKEBERT_COMPILE``: ``none`` (default) or ``blocks``."""
+    choice = os.environ.get(COMPILE_ENV, "none")
+    if choice not in COMPILE_CHOICES:
+        from spikebert.errors import SpikeBertError
+
+        raise SpikeBertError(f"{COMPILE_ENV} must be one of {', '.join(COMPILE_CHOICES)}, not {choice!r}")
+    return choice
+
+
+def compile_blocks(model: torch.nn.Module) -> int:
+    """Each spiking block in ``model`` compiled in place (``nn.Module.compile``: the parameters,
+    their names and ``state_dict`` stay as they are); returns how many. The neurons' own kernels
+    are then traced into the block's graph (:func:`spikebert.neurons.lif.backend_kernels`)."""
+    from spikebert.modeling_spikebert import SpikeBertBlock
+
+    blocks = [m for m in model.modules() if isinstance(m, SpikeBertBlock)]
+    for block in blocks:
+        block.compile()
+    return len(blocks)

@@ -17,6 +17,7 @@ checkpoint; at the end, publish the last model when there is no dev evaluation.
   synchronisation); the step named is still the first bad one, and no checkpoint is written after it.
 - On CUDA the host stays off the critical path (:mod:`spikebert.training.device`): loader workers,
   pinned memory, non-blocking copies, whole batches up to a larger micro-batch budget.
+  ``SPIKEBERT_COMPILE=blocks`` compiles the student's blocks (opt-in, any device).
 - A run bounded by ``max_minutes`` fits its learning-rate schedule to the time: the decay ends
   at the step the budget is expected to run out at, measured as the run goes. Time comes only
   from ``fit``'s ``clock`` (``time.monotonic`` unless a test gives another).
@@ -39,7 +40,7 @@ from spikebert.data.batching import Encoded, make_loader
 from spikebert.errors import SpikeBertError
 from spikebert.training.checkpoint import (KEEP_CHECKPOINTS, check_output_dir, latest_checkpoint,
                                            load_good_checkpoint, rng_state, save_checkpoint, set_rng_state)
-from spikebert.training.device import batch_token_budget, is_cuda, loader_options
+from spikebert.training.device import batch_token_budget, compile_blocks, compile_choice, is_cuda, loader_options
 
 
 @dataclass
@@ -268,6 +269,7 @@ def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock, b
     learning-rate schedule, all prepared by ``accelerate``."""
     acc = accelerator or make_accelerator(args.seed)
     out = Path(args.output)
+    compiling = compile_choice() == "blocks"  # a bad value refused before the folder is made
     if acc.is_main_process:
         check_output_dir(out, need_bytes=3 * sum(p.numel() * 4 for p in trainable.parameters()))
     if args.batch_size % acc.num_processes:
@@ -277,6 +279,8 @@ def set_up(trainable, train_set: Encoded, args: TrainArgs, accelerator, clock, b
     steps_per_epoch = len(loader.batch_sampler)
     by_epochs = max(1, math.ceil(args.epochs * steps_per_epoch)) if args.epochs else None
     total = min(x for x in (args.max_steps, by_epochs) if x) if (args.max_steps or by_epochs) else steps_per_epoch
+    if compiling and compile_blocks(trainable) and acc.is_main_process:
+        print("SPIKEBERT_COMPILE=blocks: the student's spiking blocks run under torch.compile")
     optimizer = adamw(trainable, args)
     schedule = Schedule(args.schedule, args.warmup, total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
