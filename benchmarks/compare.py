@@ -190,7 +190,16 @@ def neurons_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main():
+FLAG_LISTS = ("--variants", "--stage1-variants", "--shape")  # options whose value is itself flags
+
+
+def parse(argv: list[str] | None = None):
+    """The options; a flag-list option takes the next word as its value even when that word starts
+    with ``--`` (``--stage1-variants --init-from-teacher``), which argparse alone would refuse."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 1, -1, -1):
+        if argv[i] in FLAG_LISTS and i + 1 < len(argv):
+            argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["positions", "augment", "stage2", "stage1", "neurons"])
     ap.add_argument("--task", default="sst2")
@@ -214,7 +223,11 @@ def main():
     ap.add_argument("--output", default=None)
     ap.add_argument("--cache-dir", default=None, help="stage2, stage1, augment: --cache-dir of every stage-2 run "
                     "(the augmented texts and teacher-outputs/; default: in --output, made anew for each)")
-    a = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main():
+    a = parse()
     budget = ["--max-steps", a.max_steps] if a.max_steps else ["--epochs", a.epochs]
     root = Path(a.output or tempfile.mkdtemp(prefix=f"compare-{a.what}-"))
     if a.what == "neurons":

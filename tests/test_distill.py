@@ -89,6 +89,19 @@ def test_train_direct_with_compiled_blocks(mini_sst2_dir, tmp_path, capsys, monk
     load_classifier(tmp_path / "out")
 
 
+def test_compare_takes_a_flag_list_that_starts_with_dashes():
+    """`compare.py stage1 --stage1-variants --init-from-teacher`: one variant, given as the flag
+    itself, is the option's value (argparse alone exits: "expected one argument")."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare", Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    a = compare.parse(["stage1", "--stage1-variants", "--init-from-teacher", "--variants", "--w-attn 1", "--seeds", "0,42"])
+    assert (a.stage1_variants, a.variants, a.seeds) == ("--init-from-teacher", "--w-attn 1", "0,42")
+    assert compare.parse(["stage2", "--variants", ";--w-attn 1"]).variants == ";--w-attn 1"
+
+
 def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
     """benchmarks/compare.py stage2 --cache-dir: the teacher's outputs and the augmented texts are
     built once, in that folder; a second call with another --output reads them and adds nothing."""
