@@ -56,23 +56,23 @@ def tiny_shape() -> list[str]:
 def mini_sst2_dir(data_dir, tmp_path_factory) -> Path:
     """A data folder holding the first 64 SST-2 training and 48 dev sentences (real lines): fast
     dev evaluation for commands that run a 6-layer teacher on dev."""
-    root = tmp_path_factory.mktemp("mini-data")
-    (root / "sst2").mkdir()
-    for name, n in (("train.txt", 64), ("dev.txt", 48)):
-        lines = (data_dir / "sst2" / name).read_bytes().split(b"\n")[:n]
-        (root / "sst2" / name).write_bytes(b"\n".join(lines) + b"\n")
-    return root
+    return first_lines(data_dir, tmp_path_factory.mktemp("mini-data"), "sst2", {"train.txt": 64, "dev.txt": 48})
 
 
 @pytest.fixture(scope="session")
 def mini_chnsenti_dir(data_dir, tmp_path_factory) -> Path:
     """A data folder holding the first 64 ChnSentiCorp training and 32 dev rows (real rows, each
     file's header kept)."""
-    root = tmp_path_factory.mktemp("mini-zh")
-    (root / "chnsenti").mkdir()
-    for name, n in (("train.tsv", 65), ("dev.tsv", 33)):  # header + real rows
-        lines = (data_dir / "chnsenti" / name).read_bytes().split(b"\n")[:n]
-        (root / "chnsenti" / name).write_bytes(b"\n".join(lines) + b"\n")
+    return first_lines(data_dir, tmp_path_factory.mktemp("mini-zh"), "chnsenti",
+                       {"train.tsv": 65, "dev.tsv": 33})  # header + real rows
+
+
+def first_lines(data_dir: Path, root: Path, task: str, files: dict[str, int]) -> Path:
+    """``root`` made a data folder holding the first lines of ``task``'s files (name -> lines), as bytes."""
+    (root / task).mkdir()
+    for name, n in files.items():
+        lines = (data_dir / task / name).read_bytes().split(b"\n")[:n]
+        (root / task / name).write_bytes(b"\n".join(lines) + b"\n")
     return root
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SHARED, run_cli
+from conftest import SHARED, first_lines, run_cli
 
 FAMILIES = ("bert", "roberta", "mpnet")
 WIDTH, LAYERS, HEADS = 32, 2, 2
@@ -111,11 +111,8 @@ def families(tmp_path_factory, one_thread) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     """64 SST-2 training and 40 dev sentences, and a corpus of the first 60 lines of an English one."""
-    root = tmp_path_factory.mktemp("family-data")
-    (root / "sst2").mkdir()
-    for name, n in (("train.txt", 64), ("dev.txt", 40)):
-        lines = (SHARED / "datasets" / "sst2" / name).read_bytes().split(b"\n")[:n]
-        (root / "sst2" / name).write_bytes(b"\n".join(lines) + b"\n")
+    root = first_lines(SHARED / "datasets", tmp_path_factory.mktemp("family-data"), "sst2",
+                       {"train.txt": 64, "dev.txt": 40})
     corpus = root / "corpus.txt"
     lines = (SHARED / "corpora" / "en" / "nlp-corpus.txt").read_text(encoding="utf-8").split("\n")
     corpus.write_text("\n".join(ln for ln in lines[:60] if ln.strip()) + "\n", encoding="utf-8")

@@ -148,10 +148,16 @@ def scratch_teacher(language: str, work: Path, preset: str, p: Preset, corpus, s
     args = train_args(PRETRAIN_DEFAULTS, output=str(folder), seed=seed, epochs=p.scratch_epochs,
                       max_minutes=p.scratch_minutes, max_steps=p.scratch_max_steps, batch_size=p.batch_size,
                       resume=True, **(checkpoints or {}))
-    shape = p.scratch_shape  # teachers.pretrain names the same fields layers, hidden, heads
-    pretrain_teacher(texts, str(tokenizer_dir), args, shape=shape and dict(
-        layers=shape.depth, hidden=shape.width, heads=shape.heads), max_length=p.max_length, sources=sources)
+    pretrain_teacher(texts, str(tokenizer_dir), args, shape=_scratch_shape(p), max_length=p.max_length,
+                     sources=sources)
     return folder
+
+
+def _scratch_shape(p: Preset) -> dict | None:
+    """The preset's shape of a teacher pre-trained from scratch, as :mod:`spikebert.teachers.pretrain`
+    names its fields (None: that module's default shape)."""
+    shape = p.scratch_shape
+    return shape and dict(layers=shape.depth, hidden=shape.width, heads=shape.heads)
 
 
 def _given(**values) -> dict:
@@ -453,8 +459,7 @@ def _scratch_config(p: Preset):
     known before its tokenizer is trained; the shape checks do not read it)."""
     from spikebert.teachers.pretrain import bert_config
 
-    shape = p.scratch_shape
-    return bert_config(1, 0, **(shape and dict(layers=shape.depth, hidden=shape.width, heads=shape.heads) or {}))
+    return bert_config(1, 0, **(_scratch_shape(p) or {}))
 
 
 def _log_data(data: Splits, log) -> None:
