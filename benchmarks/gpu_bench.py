@@ -15,9 +15,13 @@ length; the official model gets the same texts padded to 128, as its script pads
 installed): its ``model/new_spikformer.py`` imported from the checkout. Where its ``mlp.forward``
 reshapes the hidden layer to the input width (and so fails at hidden ≠ width), that one method is
 replaced at runtime by the same code reshaping to the hidden width; nothing of it is copied here.
-**Variants of ours** (``--backends``): neurons eager or compiled (``SPIKEBERT_NEURON_BACKEND``), or
+**Variants of ours** (``--backends``): neurons eager or compiled (``SPIKEBERT_NEURON_BACKEND``),
 ``blocks``: every block under ``torch.compile`` (``SPIKEBERT_COMPILE=blocks``: LayerNorm, neurons and
-residual adds fused around the matmuls); fp32 and bf16 autocast.
+residual adds fused around the matmuls), or ``graphs``: the same blocks compiled with
+``mode="reduce-overhead"``, so that on CUDA each block's forward and backward replay as CUDA graphs
+(one recorded per input shape: real batches are padded to a multiple of :data:`GRAPH_PAD`
+tokens, and each step begins with ``torch.compiler.cudagraph_mark_step_begin``; on the CPU it
+runs as ``blocks``); fp32 and bf16 autocast.
 **Train step**: forward, cross-entropy plus a feature MSE on every block, backward, AdamW; median
 over ``--steps`` after ``--warmup``, timed with CUDA events (``perf_counter`` on the CPU).
 **Inference**: the forward pass alone at batch ``--infer-batch`` under ``inference_mode``.
@@ -60,6 +64,7 @@ SHAPES = {
 TINY = dict(depth=1, width=64, heads=4, batch=4, length=16, T=2)
 TINY_SHAPES = {"tiny": TINY, "tiny-sst2": {**TINY, "length": None}}
 OFFICIAL_PAD = 128  # the official script pads every batch to this length
+GRAPH_PAD = 16  # the graphs variant pads real batches to a multiple of this: at most 8 shapes up to L 128
 VOCAB = 30522
 
 
@@ -107,16 +112,20 @@ def peak_gib(device) -> float | None:
 
 # ---------------------------------------------------------------------------------------------- models
 
-def set_backend(backend: str | None) -> bool:
+COMPILE_MODES = {"blocks": "default", "graphs": "reduce-overhead"}  # variants that compile every block
+
+
+def set_backend(backend: str | None) -> str | None:
     """Our variant ``backend``: a neuron backend (``SPIKEBERT_NEURON_BACKEND``: ``compile``,
-    ``eager``) or ``blocks`` (every block under torch.compile, ``SPIKEBERT_COMPILE=blocks``);
-    returns whether the blocks are to be compiled."""
+    ``eager``), ``blocks`` (every block under torch.compile, ``SPIKEBERT_COMPILE=blocks``) or
+    ``graphs`` (the same in ``reduce-overhead`` mode: CUDA graphs); returns the blocks'
+    ``torch.compile`` mode, or None where they stay eager."""
     if backend:
-        os.environ["SPIKEBERT_NEURON_BACKEND"] = "compile" if backend == "blocks" else backend
-    return backend == "blocks"
+        os.environ["SPIKEBERT_NEURON_BACKEND"] = "compile" if backend in COMPILE_MODES else backend
+    return COMPILE_MODES.get(backend)
 
 
-def ours(shape: dict, device, blocks: bool = False):
+def ours(shape: dict, device, blocks: str | None = None):
     from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
     from spikebert.training.device import compile_blocks
 
@@ -124,7 +133,7 @@ def ours(shape: dict, device, blocks: bool = False):
                           num_attention_heads=shape["heads"], time_steps=shape["T"])
     model = SpikeBertForSequenceClassification(cfg).to(device)
     if blocks:
-        compile_blocks(model)
+        compile_blocks(model, mode=blocks)
 
     def step(ids, mask, labels, targets):
         out = model(ids, mask, labels=labels)
@@ -191,9 +200,10 @@ def official(mod, shape: dict, device):
 
 # ---------------------------------------------------------------------------------------------- timing
 
-def batches_for(shape: dict, device, n: int, real: list | None, pad_to: int | None):
+def batches_for(shape: dict, device, n: int, real: list | None, pad_to: int | None, multiple: int = 1):
     """``n`` batches (ids, mask, labels, feature targets) on the device: random tokens at the shape's
-    length, or the real batches ``real`` (padded to ``pad_to`` when given)."""
+    length, or the real batches ``real`` (padded to ``pad_to`` when given, else to a multiple of
+    ``multiple``)."""
     out = []
     for i in range(n):
         if real is None:
@@ -203,15 +213,16 @@ def batches_for(shape: dict, device, n: int, real: list | None, pad_to: int | No
         else:
             b = real[i % len(real)]
             ids, mask, labels = b["input_ids"], b["attention_mask"], b["labels"]
-            if pad_to:
-                ids = F.pad(ids, (0, pad_to - ids.shape[1]))
-                mask = F.pad(mask, (0, pad_to - mask.shape[1]))
+            to = pad_to or -(-ids.shape[1] // multiple) * multiple
+            ids = F.pad(ids, (0, to - ids.shape[1]))
+            mask = F.pad(mask, (0, to - mask.shape[1]))
         targets = [torch.randn(ids.shape[0], ids.shape[1], shape["width"]) for _ in range(shape["depth"])]
         out.append(tuple(x.to(device) for x in (ids, mask, labels)) + ([t.to(device) for t in targets],))
     return out
 
 
-def time_train(model, step, batches, device, precision, warmup, steps) -> dict:
+def time_train(model, step, batches, device, precision, warmup, steps, graphs: bool = False) -> dict:
+    """``graphs``: each step begins a new CUDA-graph step (the last one's outputs are done with)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     reset_peak(device)
@@ -220,6 +231,8 @@ def time_train(model, step, batches, device, precision, warmup, steps) -> dict:
     for i in range(warmup + steps):
         ids, mask, labels, targets = batches[i % len(batches)]
         timer.mark()
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast(device, precision):
             loss = step(ids, mask, labels, targets)
         loss.backward()
@@ -231,13 +244,15 @@ def time_train(model, step, batches, device, precision, warmup, steps) -> dict:
     return summary(timer.ms(warmup), torch.stack(tokens).float().mean().item(), device)
 
 
-def time_infer(model, infer, ids, mask, device, precision, warmup, steps) -> dict:
+def time_infer(model, infer, ids, mask, device, precision, warmup, steps, graphs: bool = False) -> dict:
     model.eval()
     reset_peak(device)
     timer = Timer(device)
     with torch.inference_mode():
         for _ in range(warmup + steps):
             timer.mark()
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast(device, precision):
                 infer(ids, mask)
         timer.mark()
@@ -284,21 +299,22 @@ def model_cases(a, device, official_mod, rows: list, save) -> list[dict]:
                 variants.append(("official", None))
             for who, backend in variants:
                 blocks = set_backend(backend)
+                graphs = blocks == COMPILE_MODES["graphs"]
                 torch.manual_seed(0)
                 model, step, infer = (ours(shape, device, blocks) if who == "ours"
                                       else official(official_mod, shape, device))
                 pad = OFFICIAL_PAD if (who == "official" and real is not None) else None
-                batches = batches_for(shape, device, 4, real, pad)
+                batches = batches_for(shape, device, 4, real, pad, GRAPH_PAD if graphs else 1)
                 row = {"shape": name, "model": who, "neurons": backend, "precision": precision,
                        "depth": shape["depth"], "width": shape["width"], "batch": shape["batch"],
                        "length": "real" if real is not None and pad is None else (pad or shape["length"]), "T": shape["T"]}
                 try:
-                    row["train"] = time_train(model, step, batches, device, precision, a.warmup, a.steps)
+                    row["train"] = time_train(model, step, batches, device, precision, a.warmup, a.steps, graphs)
                     ib = a.infer_batch or (8 if a.tiny else 256)
                     ids = torch.randint(1000, VOCAB - 1, (ib, 16 if a.tiny else 64), device=device)
                     row["infer"] = {"batch": ib, "length": ids.shape[1],
                                     **time_infer(model, infer, ids, torch.ones_like(ids), device, precision,
-                                                 a.warmup, a.steps)}
+                                                 a.warmup, a.steps, graphs)}
                 except Exception as e:  # noqa: BLE001 - one failed case must not lose the others
                     row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 rows.append(row)
@@ -326,6 +342,8 @@ def profile_case(a, device, out_dir: Path) -> dict:
     def train(steps):
         for i in range(steps):
             ids, mask, labels, targets = batches[i % len(batches)]
+            if blocks == COMPILE_MODES["graphs"]:
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast(device, precision):
                 loss = step(ids, mask, labels, targets)
             loss.backward()
@@ -486,7 +504,8 @@ def main(argv=None):
     ap.add_argument("--shapes", default="paper,sst2,default", help="of: " + ", ".join(SHAPES))
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--backends", default="compile,eager", help="our variants: neuron backends (compile, eager: "
-                    "SPIKEBERT_NEURON_BACKEND) and blocks (each block under torch.compile: SPIKEBERT_COMPILE=blocks)")
+                    "SPIKEBERT_NEURON_BACKEND), blocks (each block under torch.compile: SPIKEBERT_COMPILE=blocks) and "
+                    "graphs (blocks in reduce-overhead mode: CUDA graphs)")
     ap.add_argument("--preset", default="gpu", help="the run preset whose batch and lengths the stage steps use")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)

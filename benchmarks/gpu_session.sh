@@ -34,9 +34,10 @@ timeout "$(limit 200)" python3 benchmarks/gpu_bench.py "${official[@]}" --out "$
   > "$OUT/gpu_bench.log" 2>&1
 echo "gpu_bench rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
 
-# 2b. every block under torch.compile (SPIKEBERT_COMPILE=blocks, opt-in) at the paper's shape and on real
-#     SST-2 batches, bf16: whether it pays decides if it becomes CUDA's default (one minute at most)
-timeout "$(limit 60)" python3 benchmarks/gpu_bench.py --shapes paper,sst2 --precisions bf16 --backends blocks \
+# 2b. every block under torch.compile (SPIKEBERT_COMPILE=blocks, opt-in), then the same replayed as CUDA
+#     graphs (graphs: reduce-overhead mode, real batches padded to a multiple of 16), at the paper's shape
+#     and on real SST-2 batches, bf16: whether each pays decides what CUDA's default becomes (90 s at most)
+timeout "$(limit 90)" python3 benchmarks/gpu_bench.py --shapes paper,sst2 --precisions bf16 --backends blocks,graphs \
   --no-stages --out "$OUT/gpu_bench_blocks.json" > "$OUT/gpu_bench_blocks.log" 2>&1
 echo "gpu_bench blocks rc=$? at $((SECONDS - start)) s" | tee -a "$OUT/session.log"
 

@@ -71,6 +71,33 @@ def test_compiled_and_eager_neurons_give_identical_spikes(monkeypatch):
 
 
 @cuda
+def test_blocks_replayed_as_cuda_graphs_compute_what_eager_blocks_compute(tokenizer, data_dir):
+    """gpu_bench's ``graphs`` variant (every block compiled in reduce-overhead mode, CUDA graphs):
+    three training steps on real sentences, the later ones replayed, give the eager student's loss
+    and gradients every time."""
+    from spikebert import SpikeBertConfig, SpikeBertForSequenceClassification
+    from spikebert.training.device import compile_blocks
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    ids, mask = (t.cuda() for t in real_sentences(data_dir, tokenizer, n=16))
+    labels = torch.arange(16, device="cuda") % 2
+    torch.manual_seed(0)
+    model = SpikeBertForSequenceClassification(SpikeBertConfig(num_labels=2, num_hidden_layers=2)).cuda()
+    loss = model(ids, mask, labels=labels).loss
+    loss.backward()
+    eager = loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    compile_blocks(model, mode="reduce-overhead")
+    for _ in range(3):
+        model.zero_grad(set_to_none=True)
+        torch.compiler.cudagraph_mark_step_begin()
+        loss = model(ids, mask, labels=labels).loss
+        loss.backward()
+        assert abs(loss.item() - eager[0]) < 1e-5
+        for name, grad in eager[1].items():
+            assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-5), name
+
+
+@cuda
 def test_bf16_spikes_agree_with_fp32_on_real_sentences(tokenizer, data_dir):
     """bf16 autocast changes the currents a little, so a neuron near its threshold may flip: on
     real SST-2 sentences at least 99 % of the neuron outputs (real tokens, every group) agree."""

@@ -47,3 +47,25 @@ def test_gpu_bench_refuses_a_missing_official_checkout(tmp_path):
                           "--official", str(tmp_path / "nowhere")], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert res.returncode != 0 and "error:" in res.stderr and "new_spikformer.py" in res.stderr
+
+
+def test_graphs_variant_pads_real_batches_to_few_shapes(monkeypatch):
+    """The CUDA-graphs variant records one graph per input shape: real batches are padded to a
+    multiple of GRAPH_PAD (the padding masked), and its blocks compile in reduce-overhead mode."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", REPO / "benchmarks" / "gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.delenv("SPIKEBERT_NEURON_BACKEND", raising=False)
+    assert bench.set_backend("graphs") == "reduce-overhead" and os.environ["SPIKEBERT_NEURON_BACKEND"] == "compile"
+    assert bench.set_backend("eager") is None
+    real = [{"input_ids": torch.ones(2, n, dtype=torch.long), "attention_mask": torch.ones(2, n, dtype=torch.long),
+             "labels": torch.zeros(2, dtype=torch.long)} for n in (5, 16, 17)]
+    shape = dict(bench.TINY)
+    padded = bench.batches_for(shape, torch.device("cpu"), 3, real, None, bench.GRAPH_PAD)
+    assert [b[0].shape[1] for b in padded] == [16, 16, 32]
+    assert [int(b[1].sum()) for b in padded] == [10, 32, 34] and [b[3][0].shape[1] for b in padded] == [16, 16, 32]
+    assert [b[0].shape[1] for b in bench.batches_for(shape, torch.device("cpu"), 3, real, None)] == [5, 16, 17]

@@ -88,13 +88,15 @@ def compile_choice() -> str:
     return choice
 
 
-def compile_blocks(model: torch.nn.Module) -> int:
+def compile_blocks(model: torch.nn.Module, mode: str | None = None) -> int:
     """Each spiking block in ``model`` compiled in place (``nn.Module.compile``: the parameters,
     their names and ``state_dict`` stay as they are); returns how many. The neurons' own kernels
-    are then traced into the block's graph (:func:`spikebert.neurons.lif.backend_kernels`)."""
+    are then traced into the block's graph (:func:`spikebert.neurons.lif.backend_kernels`).
+    ``mode``: ``torch.compile``'s (``"reduce-overhead"``: each block's graph replayed as a CUDA
+    graph, one recorded per input shape; ``benchmarks/gpu_bench.py --backends graphs``)."""
     from spikebert.modeling_spikebert import SpikeBertBlock
 
     blocks = [m for m in model.modules() if isinstance(m, SpikeBertBlock)]
     for block in blocks:
-        block.compile()
+        block.compile(mode=mode)
     return len(blocks)
