@@ -221,25 +221,30 @@ def batches_for(shape: dict, device, n: int, real: list | None, pad_to: int | No
     return out
 
 
+def train_once(step, opt, batch, device, precision, graphs: bool):
+    """One training step on ``batch``; ``graphs``: it begins a new CUDA-graph step (the last
+    step's outputs are done with)."""
+    if graphs:
+        torch.compiler.cudagraph_mark_step_begin()
+    with autocast(device, precision):
+        loss = step(*batch)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def time_train(model, step, batches, device, precision, warmup, steps, graphs: bool = False) -> dict:
-    """``graphs``: each step begins a new CUDA-graph step (the last one's outputs are done with)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     reset_peak(device)
     timer = Timer(device)
     tokens = []
     for i in range(warmup + steps):
-        ids, mask, labels, targets = batches[i % len(batches)]
+        batch = batches[i % len(batches)]
         timer.mark()
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with autocast(device, precision):
-            loss = step(ids, mask, labels, targets)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_once(step, opt, batch, device, precision, graphs)
         if i >= warmup:
-            tokens.append(mask.sum())
+            tokens.append(batch[1].sum())  # the mask's real tokens
     timer.mark()
     return summary(timer.ms(warmup), torch.stack(tokens).float().mean().item(), device)
 
@@ -341,14 +346,7 @@ def profile_case(a, device, out_dir: Path) -> dict:
 
     def train(steps):
         for i in range(steps):
-            ids, mask, labels, targets = batches[i % len(batches)]
-            if blocks == COMPILE_MODES["graphs"]:
-                torch.compiler.cudagraph_mark_step_begin()
-            with autocast(device, precision):
-                loss = step(ids, mask, labels, targets)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            train_once(step, opt, batches[i % len(batches)], device, precision, blocks == COMPILE_MODES["graphs"])
 
     train(a.warmup)  # compilation and allocator warm-up stay out of the profile
     if device.type == "cuda":
