@@ -33,12 +33,16 @@ def test_gpu_bench_tiny_on_cpu(tmp_path, data_dir):
         assert s["step"]["ms"] > 0 and s["bare_step"]["ms"] > 0
         assert s["step_over_bare"] == round(s["step"]["ms"] / s["bare_step"]["ms"], 3)
     assert "tiny-sst2" in res.stdout and "stage2 (cached teacher)" in res.stdout  # the table
-    # the profile: where a step's time goes, by operator (the spiking neuron's own autograd among them)
+    # the profile: where a step's time goes, by operator, slowest first (which operators make the top
+    # depends on the machine: at this shape the optimiser's element-wise work can push the matmuls out)
     p = r["profile"]
     assert p["sorted_by"] == "self_cpu_time_total" and p["ms_per_step"] > 0
-    assert 0 < sum(op["share"] for op in p["top"]) <= 1 and any(op["op"].startswith("aten::mm") or
-                                                                 op["op"] == "aten::addmm" for op in p["top"])
-    assert json.loads((tmp_path / "profile" / "trace.json").read_text())["traceEvents"]
+    assert 0 < sum(op["share"] for op in p["top"]) <= 1 and all(op["calls"] > 0 for op in p["top"])
+    times = [op["ms_per_step"] for op in p["top"]]
+    assert times == sorted(times, reverse=True)
+    # the trace holds the whole step: the matmuls and the spiking neuron's own autograd, both ways
+    names = {e.get("name") for e in json.loads((tmp_path / "profile" / "trace.json").read_text())["traceEvents"]}
+    assert {"aten::addmm", "MultiStepLIF", "MultiStepLIFBackward"} <= names
     assert "Self CPU" in (tmp_path / "profile" / "ops.txt").read_text()
 
 
