@@ -34,11 +34,11 @@ def softmax(z: np.ndarray, tau: float) -> np.ndarray:
 def row(logits: np.ndarray, labels: np.ndarray | None) -> dict:
     z = logits.astype(np.float64)
     out = {"texts": len(z), "accuracy": float((z.argmax(1) == labels).mean()) if labels is not None else None}
-    p1 = softmax(z, 1.0)
-    out["mean_top_prob"] = float(p1.max(1).mean())
     for tau in (1.0, 2.0):
         p = softmax(z, tau)
         out[f"entropy_tau{tau:g}"] = float(-(p * np.log(np.clip(p, 1e-300, None))).sum(1).mean())
+        if tau == 1.0:
+            out["mean_top_prob"] = float(p.max(1).mean())
     top2 = np.sort(z, axis=1)[:, -2:]
     out["mean_top2_logit_gap"] = float((top2[:, 1] - top2[:, 0]).mean())
     return out
