@@ -45,6 +45,13 @@ def test_stage1_loss_falls_and_saves_a_student(stage1):
                                "inherit": False}
     assert m["texts"] == 640 and m["sample_seed"] == 42  # --sample: drawn by --seed from every line
     assert m["shape"]["depth"] == 1 and m["shape"]["width"] == 64 and m["shape"]["input_encoding"] == "real"
+    # what its floats depend on besides seed and data (docs/reliability.md, "Reproducibility")
+    import torch
+
+    env = m["environment"]
+    assert env["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()
+    assert env["device"] == "cpu" and env["processes"] == 1 and "gpu" not in env
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["cpu"]
     assert is_spikebert(stage1)
     cfg = json.loads((stage1 / "config.json").read_text())
     assert cfg["hidden_size"] == 64 and cfg["teacher_hidden_size"] == 384

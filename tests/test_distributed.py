@@ -1,15 +1,22 @@
-"""Issue 7: the same training on 2 CPU processes (accelerate launch, gloo) and on 1 process."""
+"""Issue 7: the same training on 2 CPU processes (torchrun, gloo) and on 1 process."""
 
 import json
-import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 
 from conftest import TINY_SHAPE
 
-TOLERANCE = 2e-3  # relative, on the logged loss after 6 steps (float sums in another order)
+# Relative tolerances. Per-example terms (CE, KL) of one batch agree up to float order. Token-averaged
+# terms (the feature MSE) are averaged over each process's half and the halves weighted by rows, so
+# they weigh the batch's tokens a little differently from one process (measured at step 1: 1.1293
+# on 2 processes against 1.1248 on one, +0.4 %), and the weights drift apart from step 2 on (the
+# total loss at most 2.6 % apart over the 6 steps, measured on this machine).
+SAME_BATCH = 1e-5
+TOKEN_AVERAGED = 1e-2
+DRIFT = 5e-2
 
 
 def free_port() -> int:
@@ -20,17 +27,19 @@ def free_port() -> int:
 
 
 def launch(n: int, out, data_dir, teacher) -> dict:
-    accelerate = shutil.which("accelerate")
-    assert accelerate, "accelerate's launcher is not on PATH"
-    cmd = [accelerate, "launch", "--cpu", "--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "spikebert.cli",
+    """The command on ``n`` CPU processes: torchrun's (what docs/gpu-and-scale.md gives users;
+    ``accelerate launch --cpu --num_processes N`` would start one process), or one plain process."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
+                "--master_port", str(free_port())] if n > 1 else [sys.executable]
+    cmd = [*launcher, "-m", "spikebert.cli",
            "distill", "task", "--task", "sst2", "--data-dir", str(data_dir), "--teacher", str(teacher),
            "--max-steps", "6", "--batch-size", "16", "--augment", "0", "--max-length", "48",
            "--output", str(out), *TINY_SHAPE]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-    return {"losses": [r["loss"] for r in rows if "loss" in r], "dev": [r for r in rows if "dev_accuracy" in r],
+    return {"steps": [r for r in rows if "loss" in r], "losses": [r["loss"] for r in rows if "loss" in r],
+            "dev": [r for r in rows if "dev_accuracy" in r],
             "metrics": json.loads((out / "metrics.json").read_text())}
 
 
@@ -39,11 +48,26 @@ def test_two_processes_match_one(tiny_teacher, mini_sst2_dir, tmp_path):
     one = launch(1, tmp_path / "p1", mini_sst2_dir, tiny_teacher)
     two = launch(2, tmp_path / "p2", mini_sst2_dir, tiny_teacher)
     assert len(one["losses"]) == len(two["losses"]) == 6
+    # step 1, the same weights and the same 16 sentences, split 8 + 8 over the processes
+    first, second = one["steps"][0], two["steps"][0]
+    for term in ("ce", "kl"):
+        assert abs(first[term] - second[term]) <= SAME_BATCH * abs(first[term]), (term, first, second)
+    assert abs(first["rep"] - second["rep"]) <= TOKEN_AVERAGED * first["rep"], (first, second)
     for a, b in zip(one["losses"], two["losses"]):
-        assert abs(a - b) <= TOLERANCE * abs(a), (one["losses"], two["losses"])
+        assert abs(a - b) <= DRIFT * abs(a), (one["losses"], two["losses"])
     # dev accuracy is over the whole dev set (48 sentences), not one process's shard
     assert two["metrics"]["dev_examples"] == 48
-    assert abs(two["metrics"]["dev_accuracy"] - one["metrics"]["dev_accuracy"]) <= 1 / 48
+    # two processes really ran as one group (each would otherwise train alone on the whole batch)
+    assert (one["metrics"]["environment"]["processes"], two["metrics"]["environment"]["processes"]) == (1, 2)
+    # the dev figures gathered from both shards are those of the saved model evaluated in one process
+    res = subprocess.run([sys.executable, "-m", "spikebert.cli", "evaluate", "--model", str(tmp_path / "p2"),
+                          "--task", "sst2", "--data-dir", str(mini_sst2_dir), "--max-length", "48", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    alone = json.loads(res.stdout)
+    assert alone["n"] == 48
+    assert (alone["accuracy"], alone["macro_f1"]) == pytest.approx(
+        (two["metrics"]["dev_accuracy"], two["metrics"]["dev_macro_f1"]), abs=1e-9)
     # checkpoints and logs are written once (the checkpoints of steps 4 and 6: the newest two are kept)
     assert len(list((tmp_path / "p2" / "checkpoints").glob("step-*"))) == 2
     # 64 sentences / 16 = 4 steps an epoch: evaluations at step 4 (epoch end) and 6 (the end), each once

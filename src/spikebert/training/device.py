@@ -41,6 +41,41 @@ def is_cuda(device) -> bool:
     return torch.device(device).type == "cuda"
 
 
+def environment(accelerator=None) -> dict:
+    """What a run's floating-point results depend on besides its seed and data, recorded in every
+    job's ``metrics.json``: the same code, seed and data give bit-identical weights on one machine
+    with one thread count, but another thread count or CPU kernel level (AVX2, AVX512, ...) sums in
+    another order and ends a few tenths of a point apart after hundreds of steps
+    (docs/reliability.md, "Reproducibility")."""
+    import platform
+
+    import transformers
+
+    device = accelerator.device if accelerator is not None else torch.device("cpu")
+    env = {"torch": torch.__version__, "transformers": transformers.__version__,
+           "python": platform.python_version(), "device": str(device),
+           "processes": accelerator.num_processes if accelerator is not None else 1,
+           "threads": torch.get_num_threads(), "cpu": _cpu_name(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if is_cuda(device):
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def _cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def loader_options(device) -> dict:
     """Extra ``DataLoader`` arguments for training on ``device`` (none on the CPU)."""
     if not is_cuda(device):

@@ -46,12 +46,15 @@ def plot_log(folder, name: str = "training.png") -> Path | None:
 
 def finish_job(output, metrics: dict, accelerator=None) -> dict:
     """The end of every training job: ``metrics.json`` (atomically; its presence marks the job
-    finished) added to the folder's manifest, ``training.png`` and, in a model folder, its model
-    card ``README.md``; written once, by the main process. Returns ``metrics``."""
+    finished; with the run's ``environment``, :func:`spikebert.training.device.environment`) added
+    to the folder's manifest, ``training.png`` and, in a model folder, its model card
+    ``README.md``; written once, by the main process. Returns ``metrics``."""
     from spikebert.card import write_model_card
     from spikebert.training.checkpoint import write_json
+    from spikebert.training.device import environment
     from spikebert.training.manifest import add_to_manifest
 
+    metrics.setdefault("environment", environment(accelerator))
     if accelerator is None or accelerator.is_main_process:
         write_json(Path(output) / "metrics.json", metrics)
         add_to_manifest(output, ["metrics.json"])

@@ -7,7 +7,10 @@ stop reason; evaluate on dev at each epoch end (and every ``eval_every`` steps) 
 checkpoint; at the end, publish the last model when there is no dev evaluation.
 
 - ``accelerate launch`` / ``torchrun`` with N processes shard the batches, synchronise gradients
-  (DDP) and gather dev predictions from every shard; only the main process writes files.
+  (DDP) and gather dev predictions from every shard; only the main process writes files. Without
+  CUDA, ``torchrun --nproc_per_node N`` makes N CPU processes (gloo); ``accelerate launch --cpu
+  --num_processes N`` starts one process only (accelerate's launcher runs CPU groups through
+  ``mpirun`` with a hostfile).
 - A checkpoint (weights, optimiser, scheduler, step, RNG states, best score) is written atomically
   every ``save_every`` steps and at every epoch end; ``resume=True`` continues from it and ends
   with the same result as a run that was never stopped (the batch order is a function of seed and
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -86,10 +90,13 @@ def make_accelerator(seed: int):
     from accelerate.utils import DataLoaderConfiguration
 
     mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # several processes without CUDA (torchrun --nproc_per_node N): accelerate makes them one gloo
+    # group only when told they are CPU processes; otherwise each would train alone, unsynchronised
+    cpu_group = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     # split_batches: --batch-size is the global batch; N processes each take 1/N of every batch,
     # so a run on N processes sees exactly the batches a run on one process sees
     # non_blocking: batches from pinned memory (the loader pins them on CUDA) are copied asynchronously
-    acc = Accelerator(mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(
+    acc = Accelerator(cpu=cpu_group, mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(
         split_batches=True, non_blocking=torch.cuda.is_available()))
     set_seed(seed)
     return acc
