@@ -44,9 +44,9 @@ def is_cuda(device) -> bool:
 def environment(accelerator=None) -> dict:
     """What a run's floating-point results depend on besides its seed and data, recorded in every
     job's ``metrics.json``: the same code, seed and data give bit-identical weights on one machine
-    with one thread count, but another thread count or CPU kernel level (AVX2, AVX512, ...) sums in
-    another order and ends a few tenths of a point apart after hundreds of steps
-    (docs/reliability.md, "Reproducibility")."""
+    with one thread count, but another thread count (and most likely another CPU kernel level,
+    AVX2 or AVX512) sums in another order, and whole runs end apart (docs/reliability.md,
+    "Reproducibility")."""
     import platform
 
     import transformers
