@@ -35,6 +35,14 @@ folder that calls with other `--output` folders reuse (default: in `--output`, b
 `--eval-file FILE` (stage2, stage1) passes the flag to every stage-2 run: its accuracy after each
 epoch is printed beside dev's (the best of them is the official protocol's figure; never selected on).
 A stage-1 folder with metrics.json under --output is reused, so a second call adds stage-2 variants.
+`--energy` (stage2, stage1) measures every stage-2 student with `spikebert energy --no-timing` (about 4
+CPU minutes each on SST-2's dev split) for the table's energy columns.
+
+stage2, stage1 and neurons end with one Markdown table: per variant (and task) the mean over seeds
+and the spread (max - min) of dev accuracy, macro-F1, the share of the teacher's lead over the
+majority class kept ((student - majority) / (teacher - majority)), the energy figures and minutes;
+then whether each variant beats the first by more than the seeds' spread on every task (the rule by
+which a default changes). The rows are kept in `compare.json` (`neurons.json`) under --output.
 
 Each variant is one `spikebert` command in a fresh process; the figures are read back from its
 metrics.json. "per CPU hour" is dev accuracy gained over the majority class per hour of wall time
@@ -94,16 +102,51 @@ def cache_flag(a) -> list[str]:
 
 
 def stage2_variants(a, init: str, budget: list[str], root: Path, base: float, label: str = "") -> list:
-    """Every stage-2 variant x seed from the stage-1 student ``init``, each figure printed when measured."""
+    """Every stage-2 variant x seed from the stage-1 student ``init``, each figure printed when measured.
+    Returns (name, metrics) pairs; each metrics carries its summary row under ``"row"``."""
     rows = []
     extra = (["--eval-file", a.eval_file] if a.eval_file else []) + cache_flag(a)
+    teacher = teacher_accuracy(a.teacher)
     for flags in a.variants.split(";"):
         for seed in a.seeds.split(","):
             name = f"{label}{flags.strip() or 'defaults'} (seed {seed})"
-            rows.append((name, run(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", init,
-                                    *budget, "--seed", seed, *extra, *flags.split()], root / slug(name))))
+            out = root / slug(name)
+            m = run(["distill", "task", "--task", a.task, "--teacher", a.teacher, "--init", init,
+                     *budget, "--seed", seed, *extra, *flags.split()], out)
+            m["row"] = {"task": a.task, "variant": f"{label}{flags.strip() or 'defaults'}", "seed": seed,
+                        "folder": str(out), "accuracy": m["dev_accuracy"], "macro_f1": m.get("dev_macro_f1"),
+                        "lead_kept": lead_kept(m["dev_accuracy"], base, teacher),
+                        "minutes": m.get("seconds", m["wall_seconds"]) / 60, "wall_minutes": m["wall_seconds"] / 60,
+                        **(energy_row(out, a.task, a.teacher) if a.energy else {})}
+            rows.append((name, m))
             report(rows[-1:], base)
     return rows
+
+
+def teacher_accuracy(folder: str | None) -> float | None:
+    """A fine-tuned teacher's dev accuracy, from its metrics.json (None for a teacher without one)."""
+    path = Path(folder or "") / "metrics.json"
+    return json.loads(path.read_text()).get("dev_accuracy") if folder and path.exists() else None
+
+
+def lead_kept(accuracy: float, majority_share: float | None, teacher: float | None) -> float | None:
+    """The student's share of its teacher's lead over the majority class."""
+    if majority_share is None or teacher is None or teacher <= majority_share:
+        return None
+    return (accuracy - majority_share) / (teacher - majority_share)
+
+
+def energy_row(model: Path, task: str, teacher: str) -> dict:
+    """`spikebert energy --json` of one student on the task's dev split: both energy ratios, the mean
+    spike level and the share of non-zero outputs."""
+    res = subprocess.run(CLI + ["energy", "--model", str(model), "--task", task, "--teacher", teacher,
+                                "--no-timing", "--json"], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"failed: spikebert energy --model {model}\n{res.stderr[-2000:]}")
+    e = json.loads(res.stdout)
+    (model.parent / f"{model.name}.energy.json").write_text(res.stdout)
+    return {"strict": e["energy_ratio"], "paper": e["conventions"]["paper"]["energy_ratio"],
+            "level": e["firing_rate"], "nonzero": e.get("nonzero_share", e["firing_rate"])}
 
 
 def stage1(a, flags: str, root: Path) -> Path:
@@ -147,30 +190,37 @@ def whole_run(task: str, flags: list[str], seed: str, root: Path, first: Path | 
     energy = json.loads((snn.parent / f"energy{snn.name[3:]}" / "energy.json").read_text())
     trained = sum(s.get("seconds") or 0 for k, s in r["stages"].items() if k in ("stage1", "stage2")
                   and not s.get("reused"))
+    teacher = r["stages"].get("teacher", {}).get("dev_accuracy")
     return {"task": task, "variant": " ".join(flags) or "defaults", "seed": seed, "folder": str(snn),
             "accuracy": m2["dev_accuracy"], "macro_f1": m2.get("dev_macro_f1"),
+            "lead_kept": lead_kept(m2["dev_accuracy"], majority(task), teacher),
             "strict": energy["energy_ratio"], "paper": energy["conventions"]["paper"]["energy_ratio"],
             "level": energy["firing_rate"], "nonzero": energy.get("nonzero_share", energy["firing_rate"]),
             "minutes": trained / 60, "wall_minutes": (time.time() - t0) / 60}
 
 
-def neurons_table(rows: list[dict]) -> str:
-    """Per task and variant, the mean over seeds and the spread (max - min) of each figure, as a
-    Markdown table; then whether each variant beats the first (lif) by more than both spreads on
-    every task."""
+def seeds_table(rows: list[dict]) -> str:
+    """Per task and variant, the mean over seeds (and for accuracy the spread, max - min) of each
+    figure, as a Markdown table ("–" where a figure was not measured); then whether each variant
+    beats the first by more than both spreads on every task."""
     from statistics import mean
 
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["task"], row["variant"]), []).append(row)
-    lines = ["| task | variant | seeds | dev acc % (spread) | macro-F1 % | strict energy % | paper's % | "
-             "mean level | non-zero % | minutes |", "|" + "---|" * 10]
+
+    def avg(rs, key, scale=100.0, digits=1):
+        values = [r[key] for r in rs if r.get(key) is not None]
+        return f"{mean(values) * scale:.{digits}f}" if values else "–"
+
+    lines = ["| task | variant | seeds | dev acc % (spread) | macro-F1 % | lead kept % | strict energy % | "
+             "paper's % | mean level | non-zero % | minutes |", "|" + "---|" * 11]
     for (task, variant), rs in groups.items():
         acc = [r["accuracy"] * 100 for r in rs]
         lines.append(f"| {task} | `{variant}` | {len(rs)} | {mean(acc):.2f} ({max(acc) - min(acc):.2f}) | "
-                     f"{mean(r['macro_f1'] or 0 for r in rs) * 100:.2f} | {mean(r['strict'] for r in rs) * 100:.1f} | "
-                     f"{mean(r['paper'] for r in rs) * 100:.1f} | {mean(r['level'] for r in rs):.3f} | "
-                     f"{mean(r['nonzero'] for r in rs) * 100:.1f} | {mean(r['minutes'] for r in rs):.1f} |")
+                     f"{avg(rs, 'macro_f1', digits=2)} | {avg(rs, 'lead_kept')} | {avg(rs, 'strict')} | "
+                     f"{avg(rs, 'paper')} | {avg(rs, 'level', 1.0, 3)} | {avg(rs, 'nonzero')} | "
+                     f"{avg(rs, 'minutes', 1.0)} |")
     variants = list(dict.fromkeys(v for _, v in groups))
     tasks = list(dict.fromkeys(t for t, _ in groups))
 
@@ -220,6 +270,8 @@ def parse(argv: list[str] | None = None):
     ap.add_argument("--corpus", default=None, help="stage1: ','-separated corpus files (default: "
                     "$SPIKEBERT_CORPORA/en/*.txt)")
     ap.add_argument("--eval-file", default=None, help="stage2, stage1: --eval-file of every stage-2 run")
+    ap.add_argument("--energy", action="store_true", help="stage2, stage1: measure every stage-2 student's "
+                    "energy (`spikebert energy --no-timing`) for the table")
     ap.add_argument("--output", default=None)
     ap.add_argument("--cache-dir", default=None, help="stage2, stage1, augment: --cache-dir of every stage-2 run "
                     "(the augmented texts and teacher-outputs/; default: in --output, made anew for each)")
@@ -241,7 +293,7 @@ def main():
                     first = first or root / f"seed{seed}"
                     print(json.dumps(rows[-1]), flush=True)  # each figure as soon as it is measured
         (root / "neurons.json").write_text(json.dumps(rows, indent=1))
-        print(neurons_table(rows))
+        print(seeds_table(rows))
         print(f"(outputs in {root}; rows in {root / 'neurons.json'})")
         return
     base = majority(a.task)  # read the dev split once
@@ -262,6 +314,10 @@ def main():
                                                 "--init", a.init, *budget, "--augment", n, *cache_flag(a)],
                                                root / f"augment-{n}")))
     report(rows, base)
+    summary = [m["row"] for _, m in rows if "row" in m]
+    if summary:
+        (root / "compare.json").write_text(json.dumps(summary, indent=1))
+        print(seeds_table(summary))
     print(f"(outputs in {root})")
 
 

@@ -96,17 +96,45 @@ def test_train_direct_with_compiled_blocks(mini_sst2_dir, tmp_path, capsys, monk
     load_classifier(tmp_path / "out")
 
 
-def test_compare_takes_a_flag_list_that_starts_with_dashes():
-    """`compare.py stage1 --stage1-variants --init-from-teacher`: one variant, given as the flag
-    itself, is the option's value (argparse alone exits: "expected one argument")."""
+def load_compare():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("compare", Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py")
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
+    return compare
+
+
+def test_compare_takes_a_flag_list_that_starts_with_dashes():
+    """`compare.py stage1 --stage1-variants --init-from-teacher`: one variant, given as the flag
+    itself, is the option's value (argparse alone exits: "expected one argument")."""
+    compare = load_compare()
     a = compare.parse(["stage1", "--stage1-variants", "--init-from-teacher", "--variants", "--w-attn 1", "--seeds", "0,42"])
     assert (a.stage1_variants, a.variants, a.seeds) == ("--init-from-teacher", "--w-attn 1", "0,42")
     assert compare.parse(["stage2", "--variants", ";--w-attn 1"]).variants == ";--w-attn 1"
+
+
+def test_compare_table_means_spreads_lead_kept_and_the_default_rule():
+    """The summary of benchmarks/compare.py: per task and variant the mean and spread over seeds, the
+    share of the teacher's lead kept, "–" for what was not measured, and the verdict by the rule a
+    default changes by (more than both spreads above the first variant, on every task)."""
+    compare = load_compare()
+    assert compare.lead_kept(0.80, 0.50, 0.90) == pytest.approx(0.75)
+    assert compare.lead_kept(0.80, 0.50, None) is None and compare.lead_kept(0.80, 0.50, 0.50) is None
+
+    def row(task, variant, seed, acc, **more):
+        return {"task": task, "variant": variant, "seed": seed, "accuracy": acc, "macro_f1": acc,
+                "lead_kept": compare.lead_kept(acc, 0.5, 0.9), "minutes": 10.0, **more}
+
+    rows = [row("sst2", "defaults", 0, 0.80, strict=0.7), row("sst2", "defaults", 1, 0.82, strict=0.8),
+            row("mr", "defaults", 0, 0.76), row("mr", "defaults", 1, 0.77),
+            row("sst2", "--a", 0, 0.85), row("sst2", "--a", 1, 0.86), row("mr", "--a", 0, 0.79), row("mr", "--a", 1, 0.80),
+            row("sst2", "--b", 0, 0.83), row("sst2", "--b", 1, 0.84), row("mr", "--b", 0, 0.77), row("mr", "--b", 1, 0.775)]
+    table = compare.seeds_table(rows)
+    assert "| sst2 | `defaults` | 2 | 81.00 (2.00) | 81.00 | 77.5 | 75.0 | – | – | – | 10.0 |" in table
+    assert "| mr | `--a` | 2 | 79.50 (1.00) | 79.50 | 73.8 | – |" in table
+    assert "`--a` beats `defaults` by more than the seeds' spread on every task" in table
+    assert "`--b` does not beat `defaults` by more than the seeds' spread on every task (not on mr)" in table
 
 
 def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
@@ -121,7 +149,18 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
                               "--variants", "--batch-size 16 --max-length 48", "--output", str(out),
                               "--cache-dir", str(cache)], capture_output=True, text=True, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
-        assert json.loads((out / "--batch-size_16_--max-length_48__seed_0_" / "metrics.json").read_text())["steps"] > 0
+        m = json.loads((out / "--batch-size_16_--max-length_48__seed_0_" / "metrics.json").read_text())
+        assert m["steps"] > 0
+        # the summary: one row per run in compare.json and the Markdown table on stdout
+        [row] = json.loads((out / "compare.json").read_text())
+        assert (row["variant"], row["seed"], row["accuracy"]) == ("--batch-size 16 --max-length 48", "0", m["dev_accuracy"])
+        teacher = json.loads((tiny_teacher / "metrics.json").read_text())["dev_accuracy"]
+        from spikebert.data.tasks import load_data
+
+        dev = load_data("sst2", "dev", data_dir=mini_sst2_dir)
+        share = max(dev.label_counts().values()) / len(dev.examples)
+        assert row["lead_kept"] == (None if teacher <= share else pytest.approx((m["dev_accuracy"] - share) / (teacher - share)))
+        assert "| sst2 | `--batch-size 16 --max-length 48` | 1 |" in res.stdout
         assert not (out / "teacher-outputs").exists()
         files = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
         assert seen is None or files == seen  # the second call wrote nothing there
