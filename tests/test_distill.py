@@ -139,7 +139,8 @@ def test_compare_table_means_spreads_lead_kept_and_the_default_rule():
 
 def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
     """benchmarks/compare.py stage2 --cache-dir: the teacher's outputs and the augmented texts are
-    built once, in that folder; a second call with another --output reads them and adds nothing."""
+    built once, in that folder; a second call with another --output reads them and adds nothing.
+    With --energy each student's energy figures join its row."""
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "SPIKEBERT_DATA": str(mini_sst2_dir), "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
     cache, seen = tmp_path / "cache", None
@@ -147,7 +148,7 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
         res = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "stage2", "--task", "sst2",
                               "--teacher", str(tiny_teacher), "--init", str(stage1), "--epochs", "1",
                               "--variants", "--batch-size 16 --max-length 48", "--output", str(out),
-                              "--cache-dir", str(cache)], capture_output=True, text=True, env=env)
+                              "--cache-dir", str(cache), "--energy"], capture_output=True, text=True, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
         m = json.loads((out / "--batch-size_16_--max-length_48__seed_0_" / "metrics.json").read_text())
         assert m["steps"] > 0
@@ -161,6 +162,10 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
         share = max(dev.label_counts().values()) / len(dev.examples)
         assert row["lead_kept"] == (None if teacher <= share else pytest.approx((m["dev_accuracy"] - share) / (teacher - share)))
         assert "| sst2 | `--batch-size 16 --max-length 48` | 1 |" in res.stdout
+        # --energy: `spikebert energy --json` of the student, its figures in the row and kept beside it
+        energy = json.loads((out / "--batch-size_16_--max-length_48__seed_0_.energy.json").read_text())
+        assert (row["strict"], row["paper"]) == (energy["energy_ratio"], energy["conventions"]["paper"]["energy_ratio"])
+        assert 0 < row["nonzero"] <= 1 and row["level"] == energy["firing_rate"]
         assert not (out / "teacher-outputs").exists()
         files = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
         assert seen is None or files == seen  # the second call wrote nothing there
