@@ -34,7 +34,9 @@
 folder that calls with other `--output` folders reuse (default: in `--output`, built anew for each).
 `--eval-file FILE` (stage2, stage1) passes the flag to every stage-2 run: its accuracy after each
 epoch is printed beside dev's (the best of them is the official protocol's figure; never selected on).
-A stage-1 folder with metrics.json under --output is reused, so a second call adds stage-2 variants.
+Every job that finished under --output is reused (and every measured energy), an interrupted one
+resumes from its checkpoint: a killed call started again goes on, and a second call with more
+variants adds only those.
 `--energy` (stage2, stage1) measures every stage-2 student with `spikebert energy --no-timing` (about 4
 CPU minutes each on SST-2's dev split) for the table's energy columns.
 
@@ -64,8 +66,17 @@ NEURON_VARIANTS = "--neuron lif;--neuron int --spike-levels 4;--neuron bispike"
 
 
 def run(args: list[str], out: Path) -> dict:
+    """One training command into ``out``: a job that finished there before is reused (its
+    wall time is then its training time), an interrupted one resumes from its checkpoint, so a
+    killed comparison started again with the same flags goes on where it stopped."""
+    from spikebert.training.plots import finished_metrics
+
+    done = finished_metrics(out)
+    if done is not None:
+        print(f"reusing {out}")
+        return {**done, "wall_seconds": done.get("seconds", done.get("wall_seconds", 0.0))}
     t0 = time.time()
-    res = subprocess.run(CLI + args + ["--output", str(out)], capture_output=True, text=True)
+    res = subprocess.run(CLI + args + ["--output", str(out), "--resume"], capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"failed: spikebert {' '.join(args)}\n{res.stderr[-2000:]}")
     m = json.loads((out / "metrics.json").read_text())
@@ -138,13 +149,20 @@ def lead_kept(accuracy: float, majority_share: float | None, teacher: float | No
 
 def energy_row(model: Path, task: str, teacher: str) -> dict:
     """`spikebert energy --json` of one student on the task's dev split: both energy ratios, the mean
-    spike level and the share of non-zero outputs."""
-    res = subprocess.run(CLI + ["energy", "--model", str(model), "--task", task, "--teacher", teacher,
-                                "--no-timing", "--json"], capture_output=True, text=True)
-    if res.returncode:
-        raise SystemExit(f"failed: spikebert energy --model {model}\n{res.stderr[-2000:]}")
-    e = json.loads(res.stdout)
-    (model.parent / f"{model.name}.energy.json").write_text(res.stdout)
+    spike level and the share of non-zero outputs. Kept in ``<model>.energy.json``, which a second
+    call reads back instead of measuring again."""
+    kept = model.parent / f"{model.name}.energy.json"
+    if kept.exists():
+        e = json.loads(kept.read_text())
+    else:
+        res = subprocess.run(CLI + ["energy", "--model", str(model), "--task", task, "--teacher", teacher,
+                                    "--no-timing", "--json"], capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(f"failed: spikebert energy --model {model}\n{res.stderr[-2000:]}")
+        e = json.loads(res.stdout)
+        tmp = kept.with_suffix(".tmp")
+        tmp.write_text(res.stdout)
+        tmp.replace(kept)
     return {"strict": e["energy_ratio"], "paper": e["conventions"]["paper"]["energy_ratio"],
             "level": e["firing_rate"], "nonzero": e.get("nonzero_share", e["firing_rate"])}
 
@@ -154,9 +172,6 @@ def stage1(a, flags: str, root: Path) -> Path:
     import os
 
     out = root / slug(f"stage1 {flags.strip() or 'defaults'}")
-    if (out / "metrics.json").exists():
-        print(f"reusing {out}")
-        return out
     corpus = a.corpus.split(",") if a.corpus else sorted(
         str(p) for p in (Path(os.environ["SPIKEBERT_CORPORA"]) / "en").glob("*.txt"))
     teacher = ["--teacher", a.stage1_teacher] if a.stage1_teacher else []

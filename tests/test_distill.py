@@ -140,20 +140,25 @@ def test_compare_table_means_spreads_lead_kept_and_the_default_rule():
 def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teacher, mini_sst2_dir, tmp_path):
     """benchmarks/compare.py stage2 --cache-dir: the teacher's outputs and the augmented texts are
     built once, in that folder; a second call with another --output reads them and adds nothing.
-    With --energy each student's energy figures join its row."""
+    With --energy each student's energy figures join its row; the same call again reuses what finished."""
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "SPIKEBERT_DATA": str(mini_sst2_dir), "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
-    cache, seen = tmp_path / "cache", None
+    cache, seen, rows = tmp_path / "cache", None, {}
+
+    def compare(out):
+        return subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "stage2", "--task", "sst2",
+                               "--teacher", str(tiny_teacher), "--init", str(stage1), "--epochs", "1",
+                               "--variants", "--batch-size 16 --max-length 48", "--output", str(out),
+                               "--cache-dir", str(cache), "--energy"], capture_output=True, text=True, env=env)
+
     for out in (tmp_path / "a", tmp_path / "b"):
-        res = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "stage2", "--task", "sst2",
-                              "--teacher", str(tiny_teacher), "--init", str(stage1), "--epochs", "1",
-                              "--variants", "--batch-size 16 --max-length 48", "--output", str(out),
-                              "--cache-dir", str(cache), "--energy"], capture_output=True, text=True, env=env)
+        res = compare(out)
         assert res.returncode == 0, res.stderr[-2000:]
         m = json.loads((out / "--batch-size_16_--max-length_48__seed_0_" / "metrics.json").read_text())
         assert m["steps"] > 0
         # the summary: one row per run in compare.json and the Markdown table on stdout
         [row] = json.loads((out / "compare.json").read_text())
+        rows[out.name] = row
         assert (row["variant"], row["seed"], row["accuracy"]) == ("--batch-size 16 --max-length 48", "0", m["dev_accuracy"])
         teacher = json.loads((tiny_teacher / "metrics.json").read_text())["dev_accuracy"]
         from spikebert.data.tasks import load_data
@@ -171,6 +176,15 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
         assert seen is None or files == seen  # the second call wrote nothing there
         seen = files
     assert any(p.parts[len(cache.parts)] == "teacher-outputs" for p in seen)
+    # the same call again (as after a kill): the finished run and its energy are read back, not redone
+    first = tmp_path / "a"
+    before = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file() and p.name != "compare.json"}
+    res = compare(first)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "reusing" in res.stdout
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file() and p.name != "compare.json"} == before
+    [again] = json.loads((first / "compare.json").read_text())
+    assert (again["accuracy"], again["strict"]) == (rows["a"]["accuracy"], rows["a"]["strict"])
 
 
 def test_stage2_from_stage1_chooses_best_on_dev(stage1, tiny_teacher, mini_sst2_dir, tmp_path, capsys):
