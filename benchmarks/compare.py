@@ -163,6 +163,11 @@ def energy_row(model: Path, task: str, teacher: str) -> dict:
         tmp = kept.with_suffix(".tmp")
         tmp.write_text(res.stdout)
         tmp.replace(kept)
+    return energy_figures(e)
+
+
+def energy_figures(e: dict) -> dict:
+    """A row's energy columns from an energy report: both ratios, the mean level, the non-zero share."""
     return {"strict": e["energy_ratio"], "paper": e["conventions"]["paper"]["energy_ratio"],
             "level": e["firing_rate"], "nonzero": e.get("nonzero_share", e["firing_rate"])}
 
@@ -208,9 +213,7 @@ def whole_run(task: str, flags: list[str], seed: str, root: Path, first: Path | 
     teacher = r["stages"].get("teacher", {}).get("dev_accuracy")
     return {"task": task, "variant": " ".join(flags) or "defaults", "seed": seed, "folder": str(snn),
             "accuracy": m2["dev_accuracy"], "macro_f1": m2.get("dev_macro_f1"),
-            "lead_kept": lead_kept(m2["dev_accuracy"], majority(task), teacher),
-            "strict": energy["energy_ratio"], "paper": energy["conventions"]["paper"]["energy_ratio"],
-            "level": energy["firing_rate"], "nonzero": energy.get("nonzero_share", energy["firing_rate"]),
+            "lead_kept": lead_kept(m2["dev_accuracy"], majority(task), teacher), **energy_figures(energy),
             "minutes": trained / 60, "wall_minutes": (time.time() - t0) / 60}
 
 

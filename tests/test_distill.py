@@ -144,6 +144,11 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "SPIKEBERT_DATA": str(mini_sst2_dir), "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
     cache, seen, rows = tmp_path / "cache", None, {}
+    from spikebert.data.tasks import load_data
+
+    teacher = json.loads((tiny_teacher / "metrics.json").read_text())["dev_accuracy"]
+    dev = load_data("sst2", "dev", data_dir=mini_sst2_dir)
+    share = max(dev.label_counts().values()) / len(dev.examples)
 
     def compare(out):
         return subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "stage2", "--task", "sst2",
@@ -160,11 +165,6 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
         [row] = json.loads((out / "compare.json").read_text())
         rows[out.name] = row
         assert (row["variant"], row["seed"], row["accuracy"]) == ("--batch-size 16 --max-length 48", "0", m["dev_accuracy"])
-        teacher = json.loads((tiny_teacher / "metrics.json").read_text())["dev_accuracy"]
-        from spikebert.data.tasks import load_data
-
-        dev = load_data("sst2", "dev", data_dir=mini_sst2_dir)
-        share = max(dev.label_counts().values()) / len(dev.examples)
         assert row["lead_kept"] == (None if teacher <= share else pytest.approx((m["dev_accuracy"] - share) / (teacher - share)))
         assert "| sst2 | `--batch-size 16 --max-length 48` | 1 |" in res.stdout
         # --energy: `spikebert energy --json` of the student, its figures in the row and kept beside it
