@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from conftest import TINY_SHAPE
+from conftest import SHARED, TINY_SHAPE
+from spikebert.training.checkpoint import check_output_dir
 
 # Relative tolerances. Per-example terms (CE, KL) of one batch agree up to float order. Token-averaged
 # terms (the feature MSE) are averaged over each process's half and the halves weighted by rows, so
@@ -26,15 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(n: int, out, data_dir, teacher) -> dict:
-    """The command on ``n`` CPU processes: torchrun's (what docs/gpu-and-scale.md gives users;
-    ``accelerate launch --cpu --num_processes N`` would start one process), or one plain process."""
+def launch(n: int, out, data_dir, teacher, stage: list[str] | None = None) -> dict:
+    """The command (stage 2 unless ``stage`` says otherwise) on ``n`` CPU processes: torchrun's
+    (what docs/gpu-and-scale.md gives users; ``accelerate launch --cpu --num_processes N`` would
+    start one process), or one plain process."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
                 "--master_port", str(free_port())] if n > 1 else [sys.executable]
-    cmd = [*launcher, "-m", "spikebert.cli",
-           "distill", "task", "--task", "sst2", "--data-dir", str(data_dir), "--teacher", str(teacher),
-           "--max-steps", "6", "--batch-size", "16", "--augment", "0", "--max-length", "48",
-           "--output", str(out), *TINY_SHAPE]
+    stage = stage or ["task", "--task", "sst2", "--data-dir", str(data_dir), "--augment", "0", "--max-length", "48"]
+    cmd = [*launcher, "-m", "spikebert.cli", "distill", *stage, "--teacher", str(teacher),
+           "--max-steps", "6", "--batch-size", "16", "--output", str(out), *TINY_SHAPE]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
@@ -72,3 +74,41 @@ def test_two_processes_match_one(tiny_teacher, mini_sst2_dir, tmp_path):
     assert len(list((tmp_path / "p2" / "checkpoints").glob("step-*"))) == 2
     # 64 sentences / 16 = 4 steps an epoch: evaluations at step 4 (epoch end) and 6 (the end), each once
     assert [r["step"] for r in two["dev"]] == [r["step"] for r in one["dev"]] == [4, 6]
+
+
+def test_output_probe_removes_only_its_own_file(tmp_path):
+    """Every process of a run probes the output folder at once. With one shared probe name, one
+    process removed the file another was about to remove, and that one stopped with "output
+    folder is not writable" (a CI run on 2 processes). Each probe now removes only its own file:
+    another process's probe in flight, under the old name or the new one, is left alone."""
+    out = tmp_path / "run"
+    out.mkdir()
+    others = {out / ".write-test", out / ".write-test-other"}
+    for f in others:
+        f.write_bytes(b"ok")
+    assert check_output_dir(out) == out
+    assert set(out.iterdir()) == others
+
+
+@pytest.mark.slow
+def test_stage1_on_two_processes(tiny_teacher, tmp_path):
+    """Stage 1's loss reads the blocks' features, never the final norm or the classifier: on
+    several processes DistributedDataParallel stopped at step 2 ("parameters that were not used
+    in producing loss"). It runs now, leaves those parameters as they were, and follows the
+    one-process losses (the feature MSE is token-averaged: see TOKEN_AVERAGED)."""
+    from safetensors.torch import load_file
+
+    stage1 = ["pretrain", "--corpus", str(SHARED / "corpora" / "en" / "nlp-corpus.txt"), "--limit", "96",
+              "--max-length", "32"]
+    one = launch(1, tmp_path / "p1", None, tiny_teacher, stage1)
+    two = launch(2, tmp_path / "p2", None, tiny_teacher, stage1)
+    assert len(one["losses"]) == len(two["losses"]) == 6
+    for a, b in zip(one["losses"], two["losses"]):
+        assert abs(a - b) <= DRIFT * abs(a), (one["losses"], two["losses"])
+    w1, w2 = load_file(tmp_path / "p1" / "model.safetensors"), load_file(tmp_path / "p2" / "model.safetensors")
+    unused = [k for k in w1 if k.startswith(("classifier.", "spikebert.final_norm."))]
+    assert len(unused) == 4
+    for k in unused:
+        assert torch.equal(w1[k], w2[k]), k
+    assert torch.equal(w2["spikebert.final_norm.weight"], torch.ones_like(w2["spikebert.final_norm.weight"]))
+    assert two["metrics"]["environment"]["processes"] == 2

@@ -77,13 +77,14 @@ def pretrain_distill(*, teacher: str | None, corpus: list[str], args: TrainArgs,
     teacher's layers, :mod:`spikebert.distill.inherit`)."""
     distill = distill or DistillConfig()
     path = resolve_teacher(teacher)
-    acc = make_accelerator(args.seed)
+    acc = make_accelerator(args.seed, unused_parameters=True)
     teacher_model, tokenizer = load_teacher(path, head="encoder")
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
     w = distill.weights
     student, lmap, inherited = _fresh_student(teacher_model, path, shape, distill)
     config = student.config
-    data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
+    with acc.main_process_first():  # one process builds the tokenised corpus cache, the others read it
+        data = load_corpus(corpus, tokenizer, max_length, limit, shuffle_seed)
     used = DistillConfig(weights=replace(STAGE1, spikes=w.spikes, energy=w.energy, attn=w.attn),
                          layer_map=distill.layer_map, augment=None, inherit=distill.inherit)
     aligner = FeatureAligner(student, lmap, used.weights)
@@ -245,8 +246,9 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     attn_layers = attention_layers(lmap) if distill.weights.attn else ()
     check_output_dir(args.output)  # before the augmentation cache is written into it
     cfg = distill.augment
-    augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
-                        cache_dir or args.output) if cfg and cfg.copies > 0 else []
+    with acc.main_process_first():  # one process writes the augmentation cache, the others read it
+        augmented = augment([ex.text for ex in train.examples], tokenizer, t_emb, cfg,
+                            cache_dir or args.output) if cfg and cfg.copies > 0 else []
     base, augmented_ids = _train_parts(tokenizer, train, augmented, max_length)
     data = _joined(base, augmented_ids)
     dev_set = encode_examples(tokenizer, dev.examples, max_length)

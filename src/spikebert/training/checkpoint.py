@@ -64,13 +64,18 @@ def _staged_state_dict(state: dict, path: Path) -> Path:
 
 
 def check_output_dir(path, need_bytes: int = 0) -> Path:
-    """Fail before training if the output folder cannot be written or the disk is nearly full."""
+    """Fail before training if the output folder cannot be written or the disk is nearly full.
+    Every process of a run probes the folder at once: each writes a file of its own name and
+    removes only that one (a shared name let one process delete another's probe)."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-test-")
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as e:
         raise SpikeBertError(f"{p}: output folder is not writable ({e.strerror or e})") from None
     free = shutil.disk_usage(p).free

@@ -83,11 +83,13 @@ class FitResult:
         return next((h for h in self.history if h.get("step") == self.best_step), {})
 
 
-def make_accelerator(seed: int):
+def make_accelerator(seed: int, unused_parameters: bool = False):
+    """The run's Accelerator, seeded. ``unused_parameters``: the loss leaves some trainable
+    parameters out (stage 1 reads the blocks' features, never the final norm or the classifier),
+    which DistributedDataParallel must be told of on several processes; they get no gradient
+    and stay as they are, as on one process."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    from accelerate.utils import DataLoaderConfiguration
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 
     mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # several processes without CUDA (torchrun --nproc_per_node N): accelerate makes them one gloo
@@ -97,7 +99,8 @@ def make_accelerator(seed: int):
     # so a run on N processes sees exactly the batches a run on one process sees
     # non_blocking: batches from pinned memory (the loader pins them on CUDA) are copied asynchronously
     acc = Accelerator(cpu=cpu_group, mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(
-        split_batches=True, non_blocking=torch.cuda.is_available()))
+        split_batches=True, non_blocking=torch.cuda.is_available()),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused_parameters)])
     set_seed(seed)
     return acc
 
