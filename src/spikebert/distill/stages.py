@@ -235,7 +235,7 @@ def task_distill(train: TaskData, dev: TaskData, *, teacher: str, args: TrainArg
     every epoch, seed and student variant of the same teacher and data
     (:mod:`spikebert.distill.teacher_cache`); without room for them the teacher runs live."""
     distill = distill or DistillConfig()
-    acc = make_accelerator(args.seed)
+    acc = make_accelerator(args.seed, unused_parameters=True)
     teacher_path = resolve_teacher(teacher)
     teacher_model, tokenizer = load_teacher(teacher_path, head="classifier", labels=train.labels)
     teacher_model = teacher_model.to(acc.device).requires_grad_(False)
@@ -358,7 +358,7 @@ def train_direct(train: TaskData, dev: TaskData, *, args: TrainArgs, tokenizer_f
                  eval_data: TaskData | None = None) -> dict:
     """The baseline: the same student trained on labels alone, from random weights."""
     path = resolve_teacher(tokenizer_from)
-    acc = make_accelerator(args.seed)
+    acc = make_accelerator(args.seed, unused_parameters=True)
     tokenizer = load_tokenizer(path)
     config = student_config(load_teacher_config(path), shape, **label_fields(train.labels))
     student = SpikeBertForSequenceClassification(config)

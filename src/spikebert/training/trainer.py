@@ -84,10 +84,13 @@ class FitResult:
 
 
 def make_accelerator(seed: int, unused_parameters: bool = False):
-    """The run's Accelerator, seeded. ``unused_parameters``: the loss leaves some trainable
-    parameters out (stage 1 reads the blocks' features, never the final norm or the classifier),
-    which DistributedDataParallel must be told of on several processes; they get no gradient
-    and stay as they are, as on one process."""
+    """The run's Accelerator, seeded. ``unused_parameters``: the loss may leave some trainable
+    parameters out, which DistributedDataParallel must be told of on several processes (they then
+    get no gradient and stay as they are, as on one process). The distillation stages and direct
+    training set it: stage 1 never reads the final norm or the classifier, and stage 2 or direct
+    training leave out the feature transforms of the student layers no term reads (all of them
+    with ``--w-rep 0`` or in ``train-direct``, some with a partial ``--layer-map``). transformers'
+    Trainer sets it by default for the same reason."""
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, set_seed
 
