@@ -28,14 +28,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(n: int, out, data_dir, teacher, command: list[str] | None = None) -> dict:
-    """The command (stage 2 unless ``command`` says otherwise) on ``n`` CPU processes: torchrun's
-    (what docs/gpu-and-scale.md gives users; ``accelerate launch --cpu --num_processes N`` would
-    start one process), or one plain process."""
+def stage2(data_dir, teacher) -> list[str]:
+    """The stage-2 command the 1-against-2-process comparison runs."""
+    return ["distill", "task", "--task", "sst2", "--data-dir", str(data_dir), "--teacher", str(teacher),
+            "--augment", "0", "--max-length", "48"]
+
+
+def launch(n: int, out, command: list[str]) -> dict:
+    """``command`` on ``n`` CPU processes: torchrun's (what docs/gpu-and-scale.md gives users;
+    ``accelerate launch --cpu --num_processes N`` would start one process), or one plain process."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
                 "--master_port", str(free_port())] if n > 1 else [sys.executable]
-    command = command or ["distill", "task", "--task", "sst2", "--data-dir", str(data_dir), "--teacher", str(teacher),
-                          "--augment", "0", "--max-length", "48"]
     cmd = [*launcher, "-m", "spikebert.cli", *command,
            "--max-steps", "6", "--batch-size", "16", "--output", str(out), *TINY_SHAPE]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -48,8 +51,8 @@ def launch(n: int, out, data_dir, teacher, command: list[str] | None = None) -> 
 
 @pytest.mark.slow
 def test_two_processes_match_one(tiny_teacher, mini_sst2_dir, tmp_path):
-    one = launch(1, tmp_path / "p1", mini_sst2_dir, tiny_teacher)
-    two = launch(2, tmp_path / "p2", mini_sst2_dir, tiny_teacher)
+    one = launch(1, tmp_path / "p1", stage2(mini_sst2_dir, tiny_teacher))
+    two = launch(2, tmp_path / "p2", stage2(mini_sst2_dir, tiny_teacher))
     assert len(one["losses"]) == len(two["losses"]) == 6
     # step 1, the same weights and the same 16 sentences, split 8 + 8 over the processes
     first, second = one["steps"][0], two["steps"][0]
@@ -101,8 +104,8 @@ def test_stage1_on_two_processes(tiny_teacher, tmp_path):
 
     stage1 = ["distill", "pretrain", "--corpus", str(SHARED / "corpora" / "en" / "nlp-corpus.txt"), "--limit", "96",
               "--max-length", "32", "--teacher", str(tiny_teacher)]
-    one = launch(1, tmp_path / "p1", None, tiny_teacher, stage1)
-    two = launch(2, tmp_path / "p2", None, tiny_teacher, stage1)
+    one = launch(1, tmp_path / "p1", stage1)
+    two = launch(2, tmp_path / "p2", stage1)
     assert len(one["losses"]) == len(two["losses"]) == 6
     for a, b in zip(one["losses"], two["losses"]):
         assert abs(a - b) <= DRIFT * abs(a), (one["losses"], two["losses"])
@@ -123,6 +126,6 @@ def test_terms_that_leave_parameters_out_on_two_processes(tiny_teacher, mini_sst
     data = ["--task", "sst2", "--data-dir", str(mini_sst2_dir), "--max-length", "48"]
     cmd = (["train-direct", *data, "--tokenizer-from", str(tiny_teacher)] if command == "train-direct" else
            ["distill", "task", *data, "--teacher", str(tiny_teacher), "--augment", "0", "--w-rep", "0"])
-    two = launch(2, tmp_path / "p2", None, None, cmd)
+    two = launch(2, tmp_path / "p2", cmd)
     assert len(two["losses"]) == 6
     assert two["metrics"]["environment"]["processes"] == 2
