@@ -123,9 +123,9 @@ def test_stage1_on_two_processes(tiny_teacher, tmp_path):
 def test_terms_that_leave_parameters_out_on_two_processes(tiny_teacher, mini_sst2_dir, tmp_path, command):
     """Direct training and stage 2 with ``--w-rep 0`` read no feature transform: on several
     processes they stopped at step 2 as stage 1 did, and run now."""
-    data = ["--task", "sst2", "--data-dir", str(mini_sst2_dir), "--max-length", "48"]
-    cmd = (["train-direct", *data, "--tokenizer-from", str(tiny_teacher)] if command == "train-direct" else
-           ["distill", "task", *data, "--teacher", str(tiny_teacher), "--augment", "0", "--w-rep", "0"])
+    cmd = (["train-direct", "--task", "sst2", "--data-dir", str(mini_sst2_dir), "--max-length", "48",
+            "--tokenizer-from", str(tiny_teacher)] if command == "train-direct" else
+           [*stage2(mini_sst2_dir, tiny_teacher), "--w-rep", "0"])
     two = launch(2, tmp_path / "p2", cmd)
     assert len(two["losses"]) == 6
     assert two["metrics"]["environment"]["processes"] == 2
