@@ -44,7 +44,8 @@ stage2, stage1 and neurons end with one Markdown table: per variant (and task) t
 and the spread (max - min) of dev accuracy, macro-F1, the share of the teacher's lead over the
 majority class kept ((student - majority) / (teacher - majority)), the energy figures and minutes;
 then whether each variant beats the first by more than the seeds' spread on every task (the rule by
-which a default changes). The rows are kept in `compare.json` (`neurons.json`) under --output.
+which a default changes). The rows are kept in `compare.json` (`neurons.json`) under --output;
+a stage-2 row also has `dev_by_epoch`, the dev accuracy after each epoch (the selected one is its best).
 
 Each variant is one `spikebert` command in a fresh process; the figures are read back from its
 metrics.json. "per CPU hour" is dev accuracy gained over the majority class per hour of wall time
@@ -127,6 +128,7 @@ def stage2_variants(a, init: str, budget: list[str], root: Path, base: float, la
             m["row"] = {"task": a.task, "variant": f"{label}{flags.strip() or 'defaults'}", "seed": seed,
                         "folder": str(out), "accuracy": m["dev_accuracy"], "macro_f1": m.get("dev_macro_f1"),
                         "lead_kept": lead_kept(m["dev_accuracy"], base, teacher),
+                        "dev_by_epoch": [h["dev_accuracy"] for h in m.get("history", [])],
                         "minutes": m.get("seconds", m["wall_seconds"]) / 60, "wall_minutes": m["wall_seconds"] / 60,
                         **(energy_row(out, a.task, a.teacher) if a.energy else {})}
             rows.append((name, m))

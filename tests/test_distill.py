@@ -166,6 +166,9 @@ def test_compare_stage2_builds_one_cache_dir_for_every_output(stage1, tiny_teach
         rows[out.name] = row
         assert (row["variant"], row["seed"], row["accuracy"]) == ("--batch-size 16 --max-length 48", "0", m["dev_accuracy"])
         assert row["lead_kept"] == (None if teacher <= share else pytest.approx((m["dev_accuracy"] - share) / (teacher - share)))
+        # dev after every epoch, in order; the run kept (and reported) the best of them
+        assert row["dev_by_epoch"] == [h["dev_accuracy"] for h in m["history"]] and len(row["dev_by_epoch"]) == 1
+        assert max(row["dev_by_epoch"]) == row["accuracy"]
         assert "| sst2 | `--batch-size 16 --max-length 48` | 1 |" in res.stdout
         # --energy: `spikebert energy --json` of the student, its figures in the row and kept beside it
         energy = json.loads((out / "--batch-size_16_--max-length_48__seed_0_.energy.json").read_text())
