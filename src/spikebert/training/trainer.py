@@ -129,7 +129,14 @@ class JsonlLog:
 
 def micro_batches(batch: dict, max_tokens: int | None) -> list[dict]:
     """The batch, or equal slices of it whose token slots (rows × padded length) fit ``max_tokens``:
-    one optimiser step over them, gradients accumulated, is the step over the whole batch."""
+    one optimiser step over them, gradients accumulated and each slice weighted by its share of the
+    rows (:func:`train_step`), is the step over the whole batch for the terms averaged over rows
+    (the KL term). Terms averaged over something else are weighted by rows all the same:
+    the feature and attention terms (averaged over real tokens; batches are cut from length-sorted
+    pools, so a slice's share of the tokens is close to its share of the rows) and the cross-entropy
+    (averaged over the labelled rows; an augmented copy has none, so a slice with few labelled rows
+    gives each of them more weight than the whole batch would). Weighting those by their own counts
+    would change every CPU run's numbers, so the documented runs keep this weighting."""
     rows, length = batch["input_ids"].shape
     if not max_tokens or rows * length <= max_tokens or rows == 1:
         return [batch]
