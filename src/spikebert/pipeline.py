@@ -40,7 +40,7 @@ from pathlib import Path
 from spikebert.analysis.report import find_energy
 from spikebert.data.batching import MAX_LENGTH
 from spikebert.data.tasks import TASKS, Splits
-from spikebert.distill.config import AugmentConfig, DistillConfig, LossWeights, StudentShape, train_args
+from spikebert.distill.config import AugmentConfig, DistillConfig, LossWeights, StudentShape, check_lr, train_args
 from spikebert.errors import SpikeBertError
 from spikebert.training.checkpoint import write_json
 
@@ -111,6 +111,14 @@ def run_tag(preset_shape: StudentShape, shape: StudentShape, weights: LossWeight
     energy = f"-energy{weights.energy:g}" if weights.energy != LossWeights.energy else ""
     attn = f"-attn{weights.attn:g}" if weights.attn != LossWeights.attn else ""
     return shape_tag(preset_shape, shape) + spikes + energy + attn + ("-inherit" if inherit else "")
+
+
+def lr_tag(stage2_lr: float | None) -> str:
+    """``-lr0.0002`` for a stage 2 at a peak learning rate other than the trainer's default; the
+    stage-1 folder never carries it (stage 1 keeps its own rate)."""
+    from spikebert.training.trainer import TrainArgs
+
+    return f"-lr{stage2_lr:g}" if stage2_lr is not None and stage2_lr != TrainArgs.lr else ""
 
 
 def default_corpus(language: str) -> list[str]:
@@ -259,14 +267,15 @@ class _Run:
         return folder
 
     def stage2(self, train, dev, teacher_dir: Path, stage1_dir: Path, shape: StudentShape,
-               distill: DistillConfig, tag: str, eval_data=None) -> tuple[Path, dict]:
+               distill: DistillConfig, tag: str, eval_data=None, lr: float | None = None) -> tuple[Path, dict]:
         """Stage 2 on the run's data from the stage-1 student (``{name}/snn{tag}``); ``eval_data``:
-        ``--eval-file``'s, evaluated after every epoch, never selected on."""
+        ``--eval-file``'s, evaluated after every epoch, never selected on; ``lr``: its peak learning
+        rate (None: the trainer's default)."""
         from spikebert.distill.stages import STAGE2_DEFAULTS, task_distill
 
         folder = self.folder / f"snn{tag}"
         args = train_args(STAGE2_DEFAULTS, output=str(folder), seed=self.seed, epochs=self.p.stage2_epochs,
-                          max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True,
+                          max_steps=self.p.stage2_max_steps, batch_size=self.p.batch_size, resume=True, lr=lr,
                           **self.checkpoints)
         m = self.stage("stage2", folder, lambda: task_distill(
             train, dev, teacher=str(teacher_dir), args=args, init=str(stage1_dir), shape=shape,
@@ -482,18 +491,21 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
         data_dir: str | None = None, seed: int = 42,
         shape: StudentShape | Mapping | None = None, w_spikes: float = LossWeights.spikes,
         w_energy: float = LossWeights.energy, w_attn: float = LossWeights.attn,
-        init_from_teacher: bool = DistillConfig.inherit, eval_data=None, energy: bool = True,
-        html: bool = True, push_to_hub: str | None = None, private: bool = False,
+        init_from_teacher: bool = DistillConfig.inherit, eval_data=None, stage2_lr: float | None = None,
+        energy: bool = True, html: bool = True, push_to_hub: str | None = None, private: bool = False,
         save_every: int | None = None, keep_checkpoints: int | None = None, log=print) -> dict:
     """The whole method for ``task``, or for ``data`` (the user's files, :func:`~spikebert.data.
     tasks.user_splits`), as the module docstring says; ``push_to_hub``: upload the student as
     that Hub repository at the end; ``w_attn``: attention distillation in both stages;
     ``init_from_teacher``: stage 1's student starts from its teacher's layers; ``eval_data``: a
-    second labelled file evaluated after every stage-2 epoch (never selected on); ``save_every``,
+    second labelled file evaluated after every stage-2 epoch (never selected on); ``stage2_lr``:
+    stage 2's peak learning rate (None: the trainer's default; another gives the student's folders
+    a ``-lr`` tag, :func:`lr_tag`); ``save_every``,
     ``keep_checkpoints``: every training stage's checkpointing (None: each stage's default; neither
     changes a result, so neither is part of a folder's tag). Returns the report it writes."""
     if preset not in PRESETS:
         raise SpikeBertError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    check_lr(stage2_lr, "--stage2-lr")
     p = PRESETS[preset]
     data = _run_data(task, data, data_dir, p.limit)
     train, dev = data.train, data.dev
@@ -524,8 +536,8 @@ def run(task: str | None = None, *, data: Splits | None = None, workdir: str = "
     r.report["stage1_teacher"] = stage1_path
     stage1_dir = r.stage1(stage1_path, corpus or default_corpus(train.language), stage1_shape, distill,
                           run_tag(p.shape, stage1_shape, distill.weights, distill.inherit))
-    tag += teacher_tag + stage1_tag
-    snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag, eval_data)
+    tag += teacher_tag + stage1_tag + lr_tag(stage2_lr)
+    snn_dir, m2 = r.stage2(train, dev, teacher_dir, stage1_dir, shape, distill, tag, eval_data, stage2_lr)
     if "eval_file" in m2:
         r.report["eval_file"] = m2["eval_file"]
     r.report["teacher_dev_accuracy"] = (_finished(teacher_dir) or {}).get("dev_accuracy")

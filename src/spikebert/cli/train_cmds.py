@@ -266,6 +266,8 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
             neuron: Neuron = None, spike_levels: SpikeLevels = None, w_spikes: WSpikes = LossWeights.spikes,
             w_energy: WEnergy = LossWeights.energy, w_attn: WAttn = LossWeights.attn,
             init_from_teacher: InitFromTeacher = DistillConfig.inherit, eval_file: EvalFile = None,
+            stage2_lr: float = typer.Option(None, "--stage2-lr", help="stage 2's peak learning rate (default: "
+                                            "distill task's); 2e-4 measured better after --init-from-teacher"),
             energy: bool = typer.Option(True, "--energy/--no-energy", help="finish with the energy report"),
             html: bool = typer.Option(True, "--html/--no-html", help="finish with the HTML report page"),
             push_to_hub: PushToHub = None, private: Private = False, save_every: SaveEvery = None,
@@ -284,6 +286,7 @@ def run_cmd(ctx: typer.Context, task: Task = None, train_file: TrainFile = None,
     r = run(data=data, workdir=workdir, preset=preset, teacher=teacher, stage1_teacher=stage1_teacher,
             corpus=corpus_files(ctx, corpus),
             data_dir=data_dir, seed=seed, shape=StudentShape.of(flags), w_spikes=w_spikes, w_energy=w_energy,
-            w_attn=w_attn, init_from_teacher=init_from_teacher, eval_data=eval_data, energy=energy, html=html,
+            w_attn=w_attn, init_from_teacher=init_from_teacher, eval_data=eval_data, stage2_lr=stage2_lr,
+            energy=energy, html=html,
             push_to_hub=push_to_hub, private=private, save_every=save_every, keep_checkpoints=keep_checkpoints)
     print(json.dumps(r, indent=2, ensure_ascii=False))

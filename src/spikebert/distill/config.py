@@ -277,12 +277,19 @@ class DistillConfig:
         return out
 
 
+def check_lr(lr: float | None, flag: str = "--lr") -> None:
+    """A learning rate given by the user is a number above 0 (None: the job's default)."""
+    if lr is not None and not lr > 0:
+        raise SpikeBertError(f"{flag} must be above 0 (got {lr:g})")
+
+
 def train_args(defaults: dict, *, output: str, **given):
     """A job's ``TrainArgs``: its ``defaults`` (e.g. ``STAGE2_DEFAULTS``), then every value given
     that is not None. ``max_steps`` given without ``epochs`` bounds the run by steps alone (as in
     ``transformers``)."""
     from spikebert.training.trainer import TrainArgs
 
+    check_lr(given.get("lr"))
     chosen = {k: v for k, v in given.items() if v is not None}
     merged = {**defaults, **chosen, "output": output}
     if "max_steps" in chosen and "epochs" not in chosen:
